@@ -1,0 +1,35 @@
+package graph
+
+import "context"
+
+// Credentials yields the bearer token for Graph requests. The auth package
+// implements it per authentication type; Invalidate drops a token that Graph
+// refused (401 InvalidAuthenticationToken) so that the next Token call
+// fetches a new one.
+type Credentials interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate(token string)
+}
+
+// Response is what a successful operation hands to result mapping: the same
+// shape as Camunda's REST connector (contract section 4).
+type Response struct {
+	Status int
+	// Headers has lower-case names; one value is a string, several a []any.
+	Headers map[string]any
+	// Body is Graph's JSON decoded with json.Number numbers, or nil for an
+	// empty body.
+	Body any
+}
+
+// AsMap is the response object as process variables see it.
+func (r *Response) AsMap() map[string]any {
+	if r == nil {
+		return nil
+	}
+	h := r.Headers
+	if h == nil {
+		h = map[string]any{}
+	}
+	return map[string]any{"status": r.Status, "headers": h, "body": r.Body}
+}
