@@ -1,0 +1,469 @@
+// Package worker takes jobs from the Zeebe gateway and sends their commands
+// back. It activates jobs itself with the client's ActivateJobs (and
+// optionally StreamJobs) commands instead of the client's JobWorker, because
+// JobWorker drops buffered jobs on Close (they would come back only after
+// the job timeout) and can block Close for a whole long-poll; see
+// zeebe-client-notes.md.
+package worker
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
+	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/metrics"
+)
+
+// FetchVariables are the only variables a job brings (contract section 1).
+var FetchVariables = []string{"authentication", "operation", "folder", "message"}
+
+// MaxFailMessage is the longest fail message, as in Camunda's runtime.
+const MaxFailMessage = 6000
+
+// Handler runs one job and decides its command. It must not panic; the
+// worker recovers anyway and fails the job.
+type Handler func(ctx context.Context, j job.Job) job.Outcome
+
+// Config is the worker part of the operator configuration.
+type Config struct {
+	JobType        string
+	WorkerName     string
+	MaxJobsActive  int
+	Concurrency    int
+	JobTimeout     time.Duration
+	PollInterval   time.Duration
+	RequestTimeout time.Duration
+	StreamEnabled  bool
+	ShutdownGrace  time.Duration
+}
+
+// Worker is one subscription to a job type.
+type Worker struct {
+	client  zbc.Client
+	cfg     Config
+	handle  Handler
+	log     *zap.Logger
+	metrics *metrics.Metrics
+
+	queue    chan entities.Job
+	active   atomic.Int64 // activated and not yet finished: queued + running
+	freed    chan struct{}
+	stopping atomic.Bool
+}
+
+func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.Metrics) *Worker {
+	if cfg.MaxJobsActive < 1 {
+		cfg.MaxJobsActive = 32
+	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 5 * time.Minute
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Worker{
+		client:  client,
+		cfg:     cfg,
+		handle:  h,
+		log:     log,
+		metrics: m,
+		// The poller never asks for more than MaxJobsActive − active, so
+		// pushes into the queue never block; streamed jobs may, and that
+		// is their back-pressure.
+		queue: make(chan entities.Job, cfg.MaxJobsActive),
+		freed: make(chan struct{}, 1),
+	}
+}
+
+// Run works until ctx is canceled, then shuts down: it stops activating,
+// hands queued jobs back to the gateway at once, lets running handlers
+// finish within the grace period and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	handlerCtx, abortHandlers := context.WithCancel(context.Background())
+	defer abortHandlers()
+
+	var sources sync.WaitGroup
+	sources.Add(1)
+	go func() { defer sources.Done(); w.poll(pollCtx) }()
+	if w.cfg.StreamEnabled {
+		sources.Add(1)
+		go func() { defer sources.Done(); w.stream(pollCtx) }()
+	}
+
+	var workers sync.WaitGroup
+	for i := 0; i < w.cfg.Concurrency; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range w.queue {
+				if w.stopping.Load() {
+					w.handBack(j)
+				} else {
+					w.run(handlerCtx, j)
+				}
+				w.release()
+			}
+		}()
+	}
+
+	<-ctx.Done()
+	w.stopping.Store(true)
+	stopPolling()
+	w.log.Info("shutting down: activation stopped", zap.Int64("jobsActive", w.active.Load()))
+	sources.Wait()
+
+	// Jobs that no handler has started go back now instead of after their
+	// timeout. Workers that pick one up concurrently hand it back too.
+	var handBacks sync.WaitGroup
+drain:
+	for {
+		select {
+		case j := <-w.queue:
+			handBacks.Add(1)
+			go func() { defer handBacks.Done(); w.handBack(j); w.release() }()
+		default:
+			break drain
+		}
+	}
+	close(w.queue)
+
+	done := make(chan struct{})
+	go func() { workers.Wait(); handBacks.Wait(); close(done) }()
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		w.log.Info("shutdown complete")
+		return nil
+	case <-grace.C:
+	}
+	w.log.Warn("shutdown grace period over: aborting running jobs", zap.Duration("grace", w.cfg.ShutdownGrace))
+	abortHandlers()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		w.log.Error("jobs still running after abort; exiting anyway, the gateway re-activates them after their timeout")
+	}
+	return nil
+}
+
+func (w *Worker) release() {
+	w.active.Add(-1)
+	select {
+	case w.freed <- struct{}{}:
+	default:
+	}
+}
+
+// poll activates jobs whenever enough capacity is free, like the client's
+// JobWorker (threshold 30 %), but sized against running handlers too.
+func (w *Worker) poll(ctx context.Context) {
+	threshold := int64(float64(w.cfg.MaxJobsActive)*0.3 + 0.5)
+	if threshold < 1 {
+		threshold = 1
+	}
+	errDelay := w.cfg.PollInterval
+	for ctx.Err() == nil {
+		want := int64(w.cfg.MaxJobsActive) - w.active.Load()
+		if want < threshold {
+			select {
+			case <-w.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		jobs, err := w.activate(ctx, int32(want))
+		for _, j := range jobs {
+			w.active.Add(1)
+			w.queue <- j
+		}
+		switch {
+		case ctx.Err() != nil:
+			// Jobs activated by a poll cut short are in the queue and will be handed back.
+			return
+		case err != nil:
+			if status.Code(err) != codes.ResourceExhausted {
+				w.log.Warn("activating jobs failed", zap.Error(err), zap.Duration("retryIn", errDelay))
+			}
+			sleep(ctx, errDelay)
+			errDelay = min(errDelay*2, time.Second)
+		case len(jobs) == 0:
+			errDelay = w.cfg.PollInterval
+			sleep(ctx, w.cfg.PollInterval)
+		default:
+			errDelay = w.cfg.PollInterval
+		}
+	}
+}
+
+func (w *Worker) activate(ctx context.Context, n int32) ([]entities.Job, error) {
+	// The client derives the long-poll from the context deadline minus an
+	// offset; the extra 10 s keeps the requested long-poll near RequestTimeout.
+	reqCtx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout+10*time.Second)
+	defer cancel()
+	return w.client.NewActivateJobsCommand().
+		JobType(w.cfg.JobType).
+		MaxJobsToActivate(n).
+		Timeout(w.cfg.JobTimeout).
+		WorkerName(w.cfg.WorkerName).
+		FetchVariables(FetchVariables...).
+		Send(reqCtx)
+}
+
+// stream receives pushed jobs and reopens the stream after errors.
+func (w *Worker) stream(ctx context.Context) {
+	delay := w.cfg.PollInterval
+	for ctx.Err() == nil {
+		consumer := make(chan entities.Job)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- w.client.NewStreamJobsCommand().JobType(w.cfg.JobType).Consumer(consumer).
+				Timeout(w.cfg.JobTimeout).WorkerName(w.cfg.WorkerName).FetchVariables(FetchVariables...).
+				Send(ctx)
+		}()
+	recv:
+		for {
+			select {
+			case j := <-consumer:
+				w.active.Add(1)
+				w.queue <- j
+				delay = w.cfg.PollInterval
+			case err := <-errc:
+				if ctx.Err() == nil && err != nil {
+					w.log.Warn("job stream ended", zap.Error(err), zap.Duration("reopenIn", delay))
+				}
+				break recv
+			}
+		}
+		sleep(ctx, delay)
+		delay = min(delay*2, time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func toJob(j entities.Job) job.Job {
+	headers, err := j.GetCustomHeadersAsMap()
+	if err != nil {
+		headers = map[string]string{}
+	}
+	return job.Job{
+		Key:                j.GetKey(),
+		Type:               j.GetType(),
+		Retries:            j.GetRetries(),
+		Deadline:           time.UnixMilli(j.GetDeadline()),
+		Variables:          j.GetVariables(),
+		Headers:            headers,
+		ProcessInstanceKey: j.GetProcessInstanceKey(),
+		BpmnProcessID:      j.GetBpmnProcessId(),
+		ElementID:          j.GetElementId(),
+		Worker:             j.GetWorker(),
+	}
+}
+
+func (w *Worker) run(ctx context.Context, ej entities.Job) {
+	j := toJob(ej)
+	log := w.log.With(
+		zap.Int64("jobKey", j.Key),
+		zap.Int64("processInstanceKey", j.ProcessInstanceKey),
+		zap.String("bpmnProcessId", j.BpmnProcessID),
+		zap.String("elementId", j.ElementID),
+	)
+	if w.metrics != nil {
+		w.metrics.JobsInFlight.Inc()
+		defer w.metrics.JobsInFlight.Dec()
+	}
+	start := time.Now()
+	out := w.safeHandle(ctx, j, log)
+	log = log.With(zap.String("operation", out.Operation))
+	if w.metrics != nil {
+		w.metrics.JobsActivated.WithLabelValues(out.Operation).Inc()
+	}
+	w.send(j, out, log)
+	if w.metrics != nil {
+		w.metrics.JobDuration.WithLabelValues(out.Operation).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (w *Worker) safeHandle(ctx context.Context, j job.Job, log *zap.Logger) (out job.Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("handler panicked; failing the job", zap.Any("panic", r))
+			out = job.Outcome{Kind: job.Fail, Retries: max(j.Retries-1, 0), Message: "INTERNAL_ERROR: the connector failed unexpectedly; see the worker log", Code: "INTERNAL_ERROR"}
+		}
+	}()
+	return w.handle(ctx, j)
+}
+
+// send delivers the outcome's command, retrying what the gateway may accept
+// later, until the job's deadline.
+func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
+	ctx, cancel := context.WithDeadline(context.Background(), j.Deadline)
+	defer cancel()
+	var err error
+	switch out.Kind {
+	case job.Complete:
+		err = w.retry(ctx, func(c context.Context) error {
+			cmd, err := w.client.NewCompleteJobCommand().JobKey(j.Key).VariablesFromMap(nonNil(out.Variables))
+			if err != nil {
+				return err
+			}
+			_, err = cmd.Send(c)
+			return err
+		})
+		if err != nil && isRejectedPayload(err) {
+			// The result cannot be stored (too large, or not serialisable):
+			// an incident tells the modeler, a retry loop would not.
+			log.Error("completing the job was refused; raising an incident", zap.Error(err))
+			out = job.Outcome{Kind: job.Fail, Retries: 0, Code: "RESULT_REJECTED", Operation: out.Operation,
+				Message: "RESULT_REJECTED: the gateway refused the job's result variables (" + status.Convert(err).Message() + "); narrow them with resultExpression"}
+			w.send(j, out, log)
+			return
+		}
+		if err == nil && w.metrics != nil {
+			w.metrics.JobsCompleted.WithLabelValues(out.Operation).Inc()
+		}
+	case job.Fail:
+		msg := truncate(out.Message, MaxFailMessage)
+		err = w.retry(ctx, func(c context.Context) error {
+			step := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).ErrorMessage(msg)
+			if len(out.Variables) > 0 {
+				cmd, err := step.VariablesFromMap(out.Variables)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.Send(c)
+				return err
+			}
+			_, err := step.Send(c)
+			return err
+		})
+		if err == nil && w.metrics != nil {
+			w.metrics.JobsFailed.WithLabelValues(out.Operation, out.Code).Inc()
+		}
+	case job.ThrowError:
+		err = w.retry(ctx, func(c context.Context) error {
+			step := w.client.NewThrowErrorCommand().JobKey(j.Key).ErrorCode(out.Code).ErrorMessage(truncate(out.Message, MaxFailMessage))
+			if len(out.Variables) > 0 {
+				cmd, err := step.VariablesFromMap(out.Variables)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.Send(c)
+				return err
+			}
+			_, err := step.Send(c)
+			return err
+		})
+		if err == nil && w.metrics != nil {
+			w.metrics.JobsBPMNError.WithLabelValues(out.Operation).Inc()
+		}
+	}
+	switch {
+	case err == nil:
+		log.Info("job done", zap.Stringer("command", out.Kind), zap.String("code", out.Code), zap.Int32("retries", out.Retries))
+	case status.Code(err) == codes.NotFound:
+		log.Info("job no longer exists (timed out or canceled); command dropped", zap.Stringer("command", out.Kind))
+	default:
+		log.Error("job command failed; the gateway re-activates the job after its timeout", zap.Stringer("command", out.Kind), zap.Error(err))
+	}
+}
+
+// handBack returns a job that no handler started, with its retries intact.
+func (w *Worker) handBack(ej entities.Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := w.retry(ctx, func(c context.Context) error {
+		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
+			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
+		return err
+	})
+	if err != nil && status.Code(err) != codes.NotFound {
+		w.log.Warn("handing a job back failed; it returns after its timeout", zap.Int64("jobKey", ej.GetKey()), zap.Error(err))
+	}
+}
+
+// tooLarge recognises a message over the gRPC size limit, which gRPC also
+// reports as RESOURCE_EXHAUSTED but which, unlike back-pressure, never passes.
+func tooLarge(err error) bool {
+	s := status.Convert(err)
+	return s.Code() == codes.ResourceExhausted && strings.Contains(s.Message(), "larger than max")
+}
+
+func isRetryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	case codes.ResourceExhausted:
+		return !tooLarge(err)
+	}
+	return false
+}
+
+func isRejectedPayload(err error) bool {
+	if _, ok := status.FromError(err); !ok {
+		// Failed before sending: variables that do not serialise.
+		return true
+	}
+	return status.Code(err) == codes.InvalidArgument || tooLarge(err)
+}
+
+// retry runs a job command until it succeeds, fails for good, or ctx ends.
+func (w *Worker) retry(ctx context.Context, cmd func(context.Context) error) error {
+	delay := 50 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := cmd(attempt)
+		cancel()
+		if err == nil || !isRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		sleep(ctx, delay)
+		if ctx.Err() != nil {
+			return err
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+func nonNil(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
