@@ -408,10 +408,16 @@ func (w *Worker) handBack(ej entities.Job) {
 }
 
 // tooLarge recognises a message over the gRPC size limit, which gRPC also
-// reports as RESOURCE_EXHAUSTED but which, unlike back-pressure, never passes.
+// reports as RESOURCE_EXHAUSTED but which, unlike back-pressure, never
+// passes. The gateway (grpc-java) says "exceeds maximum size", grpc-go
+// "larger than max".
 func tooLarge(err error) bool {
 	s := status.Convert(err)
-	return s.Code() == codes.ResourceExhausted && strings.Contains(s.Message(), "larger than max")
+	if s.Code() != codes.ResourceExhausted {
+		return false
+	}
+	m := s.Message()
+	return strings.Contains(m, "exceeds maximum size") || strings.Contains(m, "larger than max")
 }
 
 func isRetryable(err error) bool {

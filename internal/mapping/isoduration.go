@@ -1,0 +1,42 @@
+package mapping
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Only day-time durations make sense as a retry backoff; years and months are
+// refused rather than guessed.
+var isoDuration = regexp.MustCompile(`^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+
+// ParseISODuration reads ISO-8601 day-time durations such as PT30S, PT1M30S,
+// P1DT2H, PT0.5S.
+func ParseISODuration(s string) (time.Duration, error) {
+	m := isoDuration.FindStringSubmatch(s)
+	if m == nil || s == "P" || s == "-P" || s[len(s)-1] == 'T' {
+		return 0, fmt.Errorf("expected an ISO-8601 duration such as PT30S or PT5M, got %q", s)
+	}
+	var d time.Duration
+	for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute} {
+		if m[i+2] != "" {
+			n, err := strconv.ParseInt(m[i+2], 10, 32)
+			if err != nil {
+				return 0, fmt.Errorf("duration %q is out of range", s)
+			}
+			d += time.Duration(n) * unit
+		}
+	}
+	if m[5] != "" {
+		f, _ := strconv.ParseFloat(m[5], 64)
+		if f > 1e9 {
+			return 0, fmt.Errorf("duration %q is out of range", s)
+		}
+		d += time.Duration(f * float64(time.Second))
+	}
+	if m[1] == "-" {
+		return 0, fmt.Errorf("expected a non-negative duration, got %q", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,176 @@
+package mapping
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/graph"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
+)
+
+func messages() *graph.Response {
+	return &graph.Response{Status: 200, Headers: map[string]any{"content-type": "application/json"}, Body: map[string]any{
+		"@odata.context": "x",
+		"value": []any{
+			map[string]any{"id": "1", "subject": "a", "isRead": false},
+			map[string]any{"id": "2", "subject": "b", "isRead": true},
+		},
+	}}
+}
+
+func plan(t *testing.T, headers map[string]string) *Plan {
+	t.Helper()
+	var m Mapper
+	p, err := m.Prepare(headers)
+	require.NoError(t, err)
+	return p
+}
+
+func TestResultVariableAndExpression(t *testing.T) {
+	p := plan(t, map[string]string{
+		"resultVariable":   "mail",
+		"resultExpression": `={subjects: body.value.subject, unread: response.body.value[isRead = false].id, "@odata.type": "x", n: count(body.value) + 0.5}`,
+	})
+	out := p.Success(messages(), 3)
+	require.Equal(t, job.Complete, out.Kind)
+	require.Equal(t, 200, out.Variables["mail"].(map[string]any)["status"])
+	require.Equal(t, []any{"a", "b"}, out.Variables["subjects"])
+	require.Equal(t, []any{"1"}, out.Variables["unread"])
+	require.Equal(t, "x", out.Variables["@odata.type"])
+	require.Equal(t, json.Number("2.5"), out.Variables["n"])
+}
+
+func TestResultExpressionMustBeAContext(t *testing.T) {
+	out := plan(t, map[string]string{"resultExpression": "body.value"}).Success(messages(), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Zero(t, out.Retries)
+	require.Contains(t, out.Message, "INVALID_INPUT: header resultExpression: expected the expression to return a context")
+
+	out = plan(t, map[string]string{"resultExpression": "body.missing"}).Success(messages(), 3)
+	require.Equal(t, job.Complete, out.Kind, "null is no variables")
+	require.Empty(t, out.Variables)
+}
+
+func TestInvalidHeadersAreInputErrors(t *testing.T) {
+	var m Mapper
+	for h, v := range map[string]string{
+		"resultExpression": "={a: ",
+		"errorExpression":  "if then",
+		"retryBackoff":     "30 seconds",
+	} {
+		_, err := m.Prepare(map[string]string{h: v})
+		var ce *connerr.Error
+		require.ErrorAs(t, err, &ce, h)
+		require.Equal(t, connerr.CodeInvalidInput, ce.Code)
+		require.Contains(t, ce.Message, "header "+h)
+		require.True(t, ce.Final)
+	}
+	_, err := m.Prepare(map[string]string{"retryBackoff": "P1M"})
+	require.Error(t, err, "months are not a day-time duration")
+}
+
+func graphError(status string) *connerr.Error {
+	e := connerr.New(status, "ErrorItemNotFound: The specified object was not found in the store.")
+	e.Variables = map[string]any{"response": map[string]any{"status": 404, "headers": map[string]any{}, "body": map[string]any{"error": map[string]any{"code": "ErrorItemNotFound"}}}}
+	return e
+}
+
+func TestFailureWithoutExpressionUsesRetriesAndBackoff(t *testing.T) {
+	p := plan(t, map[string]string{"retryBackoff": "PT30S"})
+	out := p.Failure(graphError("404"), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Equal(t, int32(2), out.Retries)
+	require.Equal(t, 30*time.Second, out.Backoff)
+	require.Equal(t, "404: ErrorItemNotFound: The specified object was not found in the store.", out.Message)
+	require.Equal(t, "404", out.Variables["error"].(map[string]any)["code"])
+
+	throttled := graphError("429")
+	throttled.MinBackoff = 90 * time.Second
+	require.Equal(t, 90*time.Second, p.Failure(throttled, 3).Backoff, "Retry-After wins when larger")
+
+	final := connerr.Input("operation.userId", "expected a mailbox")
+	out = p.Failure(final, 3)
+	require.Zero(t, out.Retries)
+}
+
+func TestErrorExpressionFunctions(t *testing.T) {
+	cases := []struct {
+		expr   string
+		err    *connerr.Error
+		kind   job.Kind
+		check  func(t *testing.T, o Outcome)
+		noErrs bool
+	}{
+		{expr: `if error.code = "404" then bpmnError("NOT_FOUND", error.message, {mailbox: "x"}) else null`, err: graphError("404"), kind: job.ThrowError,
+			check: func(t *testing.T, o Outcome) {
+				require.Equal(t, "NOT_FOUND", o.Code)
+				require.Contains(t, o.Message, "ErrorItemNotFound")
+				require.Equal(t, "x", o.Variables["mailbox"])
+			}},
+		{expr: `if response.status = 404 then jobError("gone", {}, job.retries - 1, duration("PT1M")) else null`, err: graphError("404"), kind: job.Fail,
+			check: func(t *testing.T, o Outcome) {
+				require.Equal(t, int32(2), o.Retries)
+				require.Equal(t, time.Minute, o.Backoff)
+				require.Equal(t, "gone", o.Message)
+			}},
+		{expr: `ignoreError({skipped: true})`, err: graphError("404"), kind: job.Complete,
+			check: func(t *testing.T, o Outcome) { require.Equal(t, true, o.Variables["skipped"]) }},
+		{expr: `if error = null then null else {}`, err: graphError("500"), kind: job.Fail,
+			check: func(t *testing.T, o Outcome) { require.Equal(t, int32(2), o.Retries) }},
+		{expr: `bpmnError(null, "no code")`, err: graphError("404"), kind: job.Fail},
+		{expr: `{code: "LEGACY", message: "plain context"}`, err: graphError("404"), kind: job.ThrowError,
+			check: func(t *testing.T, o Outcome) { require.Equal(t, "LEGACY", o.Code) }},
+		{expr: `if count(body.value) > 1 then bpmnError("TOO_MANY", "x") else null`, kind: job.ThrowError},
+		{expr: `if error != null then bpmnError("E", "x") else null`, kind: job.Complete},
+		{expr: `"just a string"`, err: graphError("404"), kind: job.Fail,
+			check: func(t *testing.T, o Outcome) { require.Contains(t, o.Message, "INVALID_INPUT: header errorExpression") }},
+	}
+	for _, c := range cases {
+		t.Run(c.expr, func(t *testing.T) {
+			p := plan(t, map[string]string{"errorExpression": "=" + c.expr})
+			var o Outcome
+			if c.err != nil {
+				o = p.Failure(c.err, 3)
+			} else {
+				o = p.Success(messages(), 3)
+			}
+			require.Equal(t, c.kind, o.Kind, "%+v", o)
+			if c.check != nil {
+				c.check(t, o)
+			}
+		})
+	}
+}
+
+func TestInputErrorsBypassTheErrorExpression(t *testing.T) {
+	p := plan(t, map[string]string{"errorExpression": `ignoreError({})`})
+	out := p.Failure(connerr.Input("message.toRecipients", "expected a list"), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Zero(t, out.Retries)
+}
+
+func TestExpressionsAreCompiledOnce(t *testing.T) {
+	var m Mapper
+	h := map[string]string{"resultExpression": "={a: 1}"}
+	p1, err := m.Prepare(h)
+	require.NoError(t, err)
+	p2, err := m.Prepare(h)
+	require.NoError(t, err)
+	require.Same(t, p1.result, p2.result)
+}
+
+func TestParseISODuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"PT30S": 30 * time.Second, "PT1M30S": 90 * time.Second, "P1DT2H": 26 * time.Hour, "PT0.5S": 500 * time.Millisecond, "PT0S": 0} {
+		got, err := ParseISODuration(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "P", "PT", "30s", "P1Y", "-PT1S", "PT1H2"} {
+		_, err := ParseISODuration(bad)
+		require.Error(t, err, bad)
+	}
+}

@@ -1,0 +1,226 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc/codes"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
+)
+
+const jobType = "o365-mail:1"
+
+func gateway(t *testing.T) (*zeebesim.Gateway, zbc.Client) {
+	t.Helper()
+	g, err := zeebesim.Start()
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	cfg := config.Defaults()
+	cfg.ZeebeAddress = g.Addr()
+	cfg.ZeebeInsecure = true
+	c, err := NewClient(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return g, c
+}
+
+func testConfig() Config {
+	return Config{JobType: jobType, WorkerName: "test", MaxJobsActive: 32, Concurrency: 8,
+		JobTimeout: 5 * time.Minute, PollInterval: 20 * time.Millisecond, RequestTimeout: time.Second, ShutdownGrace: 10 * time.Second}
+}
+
+// start runs the worker until the returned stop is called; stop returns
+// once Run has returned.
+func start(t *testing.T, c zbc.Client, cfg Config, h Handler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
+	go func() { done <- w.Run(ctx) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(cfg.ShutdownGrace + 10*time.Second):
+			t.Fatal("worker did not stop")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func await(t *testing.T, g *zeebesim.Gateway, keys []int64, done func(zeebesim.Job) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, g.AwaitJobs(ctx, keys, done))
+}
+
+func completeWith(vars map[string]any) Handler {
+	return func(ctx context.Context, j job.Job) job.Outcome {
+		return job.Outcome{Kind: job.Complete, Variables: vars, Operation: "test"}
+	}
+}
+
+func TestCompletesJobsWithVariablesAndOnlyFetchesConnectorVariables(t *testing.T) {
+	g, c := gateway(t)
+	var seen atomic.Value
+	start(t, c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome {
+		seen.Store(j)
+		return job.Outcome{Kind: job.Complete, Variables: map[string]any{"result": "ok"}}
+	})
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType,
+		Variables:     map[string]any{"operation": map[string]any{"type": "x"}, "unrelated": "must not be fetched"},
+		CustomHeaders: map[string]string{"resultVariable": "r"}, BpmnProcessID: "p", ElementID: "task", ProcessInstanceKey: 42})
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	j, _ := g.Job(key)
+	require.Equal(t, "ok", j.Variables["result"])
+	require.Equal(t, 1, j.Completions)
+	got := seen.Load().(job.Job)
+	require.Contains(t, got.Variables, "operation")
+	require.NotContains(t, got.Variables, "unrelated")
+	require.Equal(t, "r", got.Headers["resultVariable"])
+	require.Equal(t, "p", got.BpmnProcessID)
+	require.Equal(t, "task", got.ElementID)
+	require.Equal(t, int64(42), got.ProcessInstanceKey)
+	require.True(t, got.Deadline.After(time.Now()))
+}
+
+func TestFailAndThrowErrorCommands(t *testing.T) {
+	g, c := gateway(t)
+	start(t, c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome {
+		if strings.Contains(j.Variables, "throw") {
+			return job.Outcome{Kind: job.ThrowError, Code: "NOT_FOUND", Message: "gone", Variables: map[string]any{"why": "x"}}
+		}
+		return job.Outcome{Kind: job.Fail, Retries: 0, Message: "INVALID_INPUT: " + strings.Repeat("é", 7000),
+			Variables: map[string]any{"error": map[string]any{"code": "INVALID_INPUT"}}}
+	})
+	failKey := g.CreateJob(zeebesim.JobSpec{Type: jobType, Variables: map[string]any{"operation": "fail"}})
+	throwKey := g.CreateJob(zeebesim.JobSpec{Type: jobType, Variables: map[string]any{"operation": "throw"}})
+	await(t, g, []int64{failKey}, func(j zeebesim.Job) bool { return j.Incident })
+	await(t, g, []int64{throwKey}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateErrorThrown })
+	f, _ := g.Job(failKey)
+	require.Equal(t, MaxFailMessage, len([]rune(f.ErrorMessage)), "truncated to 6000 characters, not bytes")
+	require.True(t, strings.HasPrefix(f.ErrorMessage, "INVALID_INPUT: "))
+	th, _ := g.Job(throwKey)
+	require.Equal(t, "NOT_FOUND", th.ErrorCode)
+	require.Equal(t, "gone", th.ErrorMessage)
+}
+
+func TestJobCommandsRetriedOnUnavailable(t *testing.T) {
+	g, c := gateway(t)
+	g.InjectFault(zeebesim.Fault{Method: "CompleteJob", Code: codes.Unavailable, Times: 3})
+	start(t, c, testConfig(), completeWith(map[string]any{"x": 1}))
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	var codesSeen []codes.Code
+	for _, cmd := range g.Commands() {
+		if cmd.Method == "CompleteJob" && cmd.JobKey == key {
+			codesSeen = append(codesSeen, cmd.Result)
+		}
+	}
+	require.Equal(t, []codes.Code{codes.Unavailable, codes.Unavailable, codes.Unavailable, codes.OK}, codesSeen)
+}
+
+func TestResultTooLargeBecomesIncident(t *testing.T) {
+	g, c := gateway(t)
+	start(t, c, testConfig(), completeWith(map[string]any{"big": strings.Repeat("x", 5<<20)}))
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.Incident })
+	j, _ := g.Job(key)
+	require.Contains(t, j.ErrorMessage, "RESULT_REJECTED")
+	require.Zero(t, j.Completions)
+}
+
+func TestHandlerPanicFailsTheJob(t *testing.T) {
+	g, c := gateway(t)
+	start(t, c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome { panic("boom") })
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType, Retries: 2})
+	// Each panic costs one retry, so the job ends in an incident after two.
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.Incident })
+	j, _ := g.Job(key)
+	require.Contains(t, j.ErrorMessage, "INTERNAL_ERROR")
+	var retries []int32
+	for _, c := range g.Commands() {
+		if c.Method == "FailJob" && c.JobKey == key {
+			retries = append(retries, c.Retries)
+		}
+	}
+	require.Equal(t, []int32{1, 0}, retries)
+}
+
+// Every job ends completed or handed back; none waits for its 5-minute timeout.
+func TestShutdownUnderLoadLosesNothing(t *testing.T) {
+	g, c := gateway(t)
+	const n = 2000
+	keys := make([]int64, n)
+	for i := range keys {
+		keys[i] = g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	}
+	var handled atomic.Int64
+	cfg := testConfig()
+	stop := start(t, c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
+		time.Sleep(2 * time.Millisecond)
+		handled.Add(1)
+		return job.Outcome{Kind: job.Complete}
+	})
+	require.Eventually(t, func() bool { return handled.Load() >= n/4 }, 60*time.Second, 5*time.Millisecond)
+	stop()
+
+	var completed, back int
+	for _, k := range keys {
+		j, ok := g.Job(k)
+		require.True(t, ok)
+		switch j.State {
+		case zeebesim.StateCompleted:
+			completed++
+		case zeebesim.StateActivatable, zeebesim.StateFailed:
+			require.Equal(t, int32(3), j.Retries, "handed back with retries intact")
+			back++
+		default:
+			t.Fatalf("job %d left in state %s", k, j.State)
+		}
+	}
+	require.Equal(t, n, completed+back)
+	require.Less(t, completed, n, "the stop came mid-run")
+	t.Logf("completed %d, handed back %d", completed, back)
+}
+
+func TestGatewayRestartUnderLoad(t *testing.T) {
+	g, c := gateway(t)
+	const n = 600
+	start(t, c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome {
+		time.Sleep(time.Millisecond)
+		return job.Outcome{Kind: job.Complete}
+	})
+	keys := make([]int64, 0, n)
+	for i := 0; i < n/2; i++ {
+		keys = append(keys, g.CreateJob(zeebesim.JobSpec{Type: jobType}))
+	}
+	g.Stop()
+	for i := 0; i < n/2; i++ {
+		keys = append(keys, g.CreateJob(zeebesim.JobSpec{Type: jobType}))
+	}
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, g.Restart())
+	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	for _, k := range keys {
+		j, _ := g.Job(k)
+		require.Equal(t, 1, j.Completions)
+	}
+}
