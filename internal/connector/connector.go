@@ -1,0 +1,207 @@
+// Package connector is the job pipeline: variables → secrets → decode and
+// validate → credentials → operation → result mapping → outcome. It knows
+// nothing of gRPC (the worker sends the outcome) and nothing of HTTP (the
+// operations and the Graph client do).
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/auth"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/graph"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/mapping"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/operations"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/redact"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/secrets"
+)
+
+// Pipeline handles jobs; one per process, safe for concurrent use.
+type Pipeline struct {
+	secrets    *secrets.Resolver
+	auth       *auth.Manager
+	graph      *graph.Client
+	operations map[string]operations.Operation
+	typeList   string
+	mapper     mapping.Mapper
+	redact     *redact.Set
+	log        *zap.Logger
+}
+
+// Deps are the pipeline's collaborators, built once by the caller.
+type Deps struct {
+	Secrets    *secrets.Resolver
+	Auth       *auth.Manager
+	Graph      *graph.Client
+	Operations map[string]operations.Operation
+	Redact     *redact.Set
+	Log        *zap.Logger
+}
+
+func New(d Deps) *Pipeline {
+	names := make([]string, 0, len(d.Operations))
+	for n := range d.Operations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	return &Pipeline{
+		secrets: d.Secrets, auth: d.Auth, graph: d.Graph, operations: d.Operations,
+		typeList: strings.Join(names, ", "), redact: d.Redact, log: d.Log,
+	}
+}
+
+// commandMargin is kept free before the job deadline so that the job
+// command still reaches the gateway while the job is ours.
+func commandMargin(left time.Duration) time.Duration {
+	return min(2*time.Second, left/10)
+}
+
+// Handle runs one job. Every string that leaves it is redacted.
+func (p *Pipeline) Handle(ctx context.Context, j job.Job) job.Outcome {
+	out := p.handle(ctx, j)
+	out.Message = p.redact.String(out.Message)
+	out.Code = p.redact.String(out.Code)
+	if out.Variables != nil {
+		out.Variables, _ = p.redact.Value(out.Variables).(map[string]any)
+	}
+	return out
+}
+
+func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
+	// Headers first: a broken expression must never cost a sent mail.
+	plan, err := p.mapper.Prepare(j.Headers)
+	if err != nil {
+		return inputFailure(err, "")
+	}
+	fail := func(err error, op string) job.Outcome {
+		cerr := connerr.From(err)
+		out := plan.Failure(cerr, j.Retries)
+		out.Operation = op
+		return out
+	}
+
+	vars, err := decodeVariables(j.Variables)
+	if err != nil {
+		return fail(err, "")
+	}
+	if vars, err = p.secrets.Substitute(vars); err != nil {
+		return fail(err, "")
+	}
+	opType, err := operationType(vars)
+	if err != nil {
+		return fail(err, "")
+	}
+	op, ok := p.operations[opType]
+	if !ok {
+		return fail(connerr.Input("operation.type", "expected one of %s, got %q", p.typeList, opType), "")
+	}
+	call, err := op.Decode(vars)
+	if err != nil {
+		return fail(err, opType)
+	}
+	in, err := auth.Decode(vars["authentication"])
+	if err != nil {
+		return fail(err, opType)
+	}
+	creds, err := p.auth.Credentials(in)
+	if err != nil {
+		return fail(err, opType)
+	}
+
+	left := time.Until(j.Deadline)
+	runCtx, cancel := context.WithDeadline(ctx, j.Deadline.Add(-commandMargin(left)))
+	defer cancel()
+	resp, err := call.Run(runCtx, p.graph, creds)
+	if err != nil {
+		if ctx.Err() != nil && !errors.As(err, new(*connerr.Error)) {
+			err = connerr.New(connerr.CodeUnavailable, "worker shutting down: the operation was aborted")
+		}
+		return fail(err, opType)
+	}
+	out := plan.Success(resp, j.Retries)
+	out.Operation = opType
+	return out
+}
+
+func inputFailure(err error, op string) job.Outcome {
+	cerr := connerr.From(err)
+	return job.Outcome{
+		Kind: job.Fail, Retries: 0, Code: cerr.Code, Operation: op,
+		Message:   cerr.Code + ": " + cerr.Message,
+		Variables: map[string]any{"error": cerr.AsMap()},
+	}
+}
+
+// decodeVariables keeps only the connector's variables (the gateway
+// already filters them; a test gateway or an old broker may not).
+func decodeVariables(doc string) (map[string]any, error) {
+	if strings.TrimSpace(doc) == "" {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(doc)))
+	dec.UseNumber()
+	var all map[string]any
+	if err := dec.Decode(&all); err != nil {
+		return nil, connerr.Input("variables", "expected a JSON object of process variables: %v", err)
+	}
+	vars := make(map[string]any, 4)
+	for _, k := range []string{"authentication", "operation", "folder", "message"} {
+		if v, ok := all[k]; ok {
+			vars[k] = v
+		}
+	}
+	return vars, nil
+}
+
+func operationType(vars map[string]any) (string, error) {
+	raw, ok := vars["operation"]
+	if !ok || raw == nil {
+		return "", connerr.Input("operation", "expected a context with at least operation.type, got nothing")
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return "", connerr.Input("operation", "expected a context such as {type: \"listMessages\", userId: ...}, got %s", kind(raw))
+	}
+	t, ok := m["type"].(string)
+	if !ok || strings.TrimSpace(t) == "" {
+		return "", connerr.Input("operation.type", "expected the operation name as a string, got %s", kind(m["type"]))
+	}
+	return strings.TrimSpace(t), nil
+}
+
+func kind(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "the string " + strings.TrimSpace(truncate(t, 60))
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a context"
+	}
+	return "an unexpected value"
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

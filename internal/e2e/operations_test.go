@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/app"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/graph"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/operations"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sandbox"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/graphsim"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
+)
+
+const alice, bob = "alice@contoso.example", "bob@contoso.example"
+
+func op(typ, user string, extra map[string]any) map[string]any {
+	m := map[string]any{"type": typ, "userId": user}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func TestEachOperationSucceeds(t *testing.T) {
+	e := start(t, sandbox.Options{})
+
+	k := e.submit(map[string]any{"operation": op("createMailFolder", alice, nil), "folder": map[string]any{"displayName": "Receipts", "isHidden": false}},
+		map[string]string{"resultVariable": "created"})
+	j := e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	created := j.Variables["created"].(map[string]any)
+	require.EqualValues(t, 201, created["status"])
+	folderID := created["body"].(map[string]any)["id"].(string)
+
+	k = e.submit(map[string]any{"operation": op("listMailFolders", alice, map[string]any{"queryParameters": map[string]any{"$top": 50}})},
+		map[string]string{"resultExpression": "={names: body.value.displayName}"})
+	j = e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	require.Contains(t, j.Variables["names"], "Receipts")
+
+	k = e.submit(map[string]any{"operation": op("sendMail", alice, nil), "message": map[string]any{
+		"subject": "Quarterly numbers", "bodyContentType": "html", "bodyContent": "<p>Attached</p>",
+		"toRecipients": []any{map[string]any{"address": bob, "name": "Bob"}}, "ccRecipients": []any{"carol@contoso.example"},
+		"importance": "high", "attachments": []any{map[string]any{"name": "n.txt", "contentType": "text/plain", "contentBytes": "aGVsbG8="}},
+	}}, map[string]string{"resultVariable": "sent"})
+	j = e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	sent := j.Variables["sent"].(map[string]any)
+	require.EqualValues(t, 202, sent["status"])
+	require.Nil(t, sent["body"])
+	inbox := e.Graph.Messages(bob, "inbox")
+	require.Len(t, inbox, 1)
+	require.Equal(t, "Quarterly numbers", inbox[0].Subject)
+	require.Equal(t, "high", inbox[0].Importance)
+	require.Len(t, e.Graph.Messages("carol@contoso.example", "inbox"), 1)
+	require.Len(t, e.Graph.Messages(alice, "sentitems"), 1)
+
+	k = e.submit(map[string]any{"operation": op("listMessages", bob, map[string]any{"folderId": "inbox",
+		"queryParameters": map[string]any{"$select": "subject,importance", "$filter": "importance eq 'high'"}})},
+		map[string]string{"resultExpression": "={subjects: body.value.subject}"})
+	j = e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	require.Equal(t, []any{"Quarterly numbers"}, j.Variables["subjects"])
+
+	// Paging: 25 messages in a folder, maxResults 23 merges three pages.
+	for i := 0; i < 25; i++ {
+		e.Graph.AddMessage(alice, folderID, graphsim.Message{Subject: "m", ReceivedDateTime: time.Now().Add(-time.Duration(i) * time.Minute)})
+	}
+	k = e.submit(map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": folderID, "maxResults": 23})},
+		map[string]string{"resultExpression": `={n: count(body.value), more: body["@odata.nextLink"] != null}`})
+	j = e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	require.EqualValues(t, 23, j.Variables["n"])
+}
+
+func TestGraphFailuresBecomeTheContractsErrors(t *testing.T) {
+	e := start(t, sandbox.Options{
+		Configure: func(c *config.Config) {
+			c.GraphTimeout = 300 * time.Millisecond
+			c.GraphMaxResponseBytes = 64 << 10
+		},
+	})
+	e.Graph.Mailbox(bob).SetAccessDenied(true)
+	listInbox := func(user string) map[string]any {
+		return map[string]any{"operation": op("listMessages", user, map[string]any{"folderId": "inbox"})}
+	}
+	send := func(to string) map[string]any {
+		return map[string]any{"operation": op("sendMail", alice, nil),
+			"message": map[string]any{"subject": "s", "bodyContent": "b", "toRecipients": []any{to}}}
+	}
+	type want struct {
+		code    string // the fail message starts with it
+		retries int32
+		contain string
+		sent    int // requests that reached the path, -1 = do not check
+	}
+	cases := []struct {
+		name   string
+		fault  *graphsim.Fault
+		vars   map[string]any
+		want   want
+		path   string
+		before func()
+	}{
+		{name: "400 invalid recipients", vars: send("someone@nowhere.example"),
+			fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Status: 400, Code: "ErrorInvalidRecipients", Message: "At least one recipient is not valid."},
+			want:  want{"400", 2, "ErrorInvalidRecipients: At least one recipient is not valid.", 1}, path: "/sendMail"},
+		{name: "403 access denied", vars: listInbox(bob), want: want{"403", 2, "ErrorAccessDenied", 1}, path: "/users/" + bob},
+		{name: "404 unknown mailbox", vars: listInbox("nobody@contoso.example"), want: want{"404", 2, "nobody@contoso.example", 1}, path: "/users/nobody"},
+		// Retry-After 600 throttles carol's mailbox for every later job of
+		// the process, so it gets a mailbox of its own.
+		{name: "503 on every try", vars: listInbox("carol@contoso.example"), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, Status: 503, Code: "ServiceUnavailable", Message: "busy", RetryAfter: "600"},
+			want: want{"503", 2, "ServiceUnavailable", 1}, path: "/messages"},
+		{name: "sendMail 504 is not retried", vars: send(bob), fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Status: 504, Code: "GatewayTimeout", Message: "timeout", Apply: true},
+			want: want{"504", 2, "may have been sent", 1}, path: "/sendMail"},
+		{name: "sendMail timeout is not retried", vars: send(bob), fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Latency: 2 * time.Second, Apply: true},
+			want: want{"408", 2, "may have been sent", 1}, path: "/sendMail"},
+		{name: "oversized response", vars: listInbox(alice), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, OversizeBytes: 200 << 10},
+			want: want{"RESPONSE_TOO_LARGE", 0, "65536", 1}, path: "/messages"},
+		{name: "malformed JSON", vars: listInbox(alice), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, Status: 200, Body: []byte(`{"value": [`)},
+			want: want{"502", 2, "JSON", -1}, path: "/messages"},
+		{name: "path injection", vars: listInbox("alice@contoso.example/../bob@contoso.example"),
+			want: want{"INVALID_INPUT", 0, "operation.userId", 0}, path: "/users/"},
+		{name: "folder id injection", vars: map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": ".."})},
+			want: want{"INVALID_INPUT", 0, "operation.folderId", 0}, path: "/users/"},
+		{name: "disallowed query key", vars: map[string]any{"operation": op("listMessages", alice, map[string]any{"queryParameters": map[string]any{"$format": "xml"}})},
+			want: want{"INVALID_INPUT", 0, "$format", 0}, path: "/users/"},
+		{name: "folder exists", vars: map[string]any{"operation": op("createMailFolder", alice, nil), "folder": map[string]any{"displayName": "Inbox"}},
+			want: want{"409", 2, "ErrorFolderExists", 1}, path: "/mailFolders"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e.Graph.ClearFaults()
+			e.Graph.ResetRequests()
+			if c.fault != nil {
+				e.Graph.InjectFault(*c.fault)
+			}
+			j := e.wait(t, e.submit(c.vars, map[string]string{"retryBackoff": "PT1S"}))
+			require.True(t, strings.HasPrefix(j.ErrorMessage, c.want.code+": "), "message %q", j.ErrorMessage)
+			require.Contains(t, j.ErrorMessage, c.want.contain)
+			require.Equal(t, c.want.retries, j.Retries, j.ErrorMessage)
+			require.Equal(t, c.want.retries == 0, j.Incident)
+			errVar := e.lastFail(j.Key)
+			require.Contains(t, errVar.Variables, `"error"`)
+			if c.want.sent >= 0 {
+				n := 0
+				for _, r := range e.Graph.Requests() {
+					if strings.Contains(r.Path, c.path) {
+						n++
+					}
+				}
+				require.Equal(t, c.want.sent, n, "requests that reached Graph")
+			}
+		})
+	}
+	// Carol's mailbox stays throttled: a new job fails at once without a request.
+	e.Graph.ClearFaults()
+	e.Graph.ResetRequests()
+	j := e.wait(t, e.submit(listInbox("carol@contoso.example"), nil))
+	require.Contains(t, j.ErrorMessage, "throttled")
+	require.Empty(t, e.Graph.Requests())
+	require.GreaterOrEqual(t, e.lastFail(j.Key).Backoff, 590*time.Second)
+}
+
+func TestRetryAfterIsHonouredInsideTheJob(t *testing.T) {
+	e := start(t, sandbox.Options{})
+	for _, retryAfter := range []string{"1", ""} {
+		e.Graph.ClearFaults()
+		e.Graph.ResetRequests()
+		e.Graph.InjectFault(graphsim.Fault{Method: "GET", Path: `/inbox/messages$`, Status: 429, Code: "ApplicationThrottled",
+			Message: "Application is over its MailboxConcurrency limit.", RetryAfter: retryAfter, Times: 1})
+		j := e.wait(t, e.submit(map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": "inbox"})}, nil))
+		require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+		var at []time.Time
+		for _, r := range e.Graph.Requests() {
+			if strings.HasSuffix(r.Path, "/inbox/messages") {
+				at = append(at, r.At)
+			}
+		}
+		require.Len(t, at, 2, "one 429, one success")
+		// Retry-After: 1 means at least a second; without it the backoff starts at half a second.
+		minGap := 500 * time.Millisecond
+		if retryAfter == "1" {
+			minGap = time.Second
+		}
+		require.GreaterOrEqual(t, at[1].Sub(at[0]), minGap, "Retry-After %q", retryAfter)
+	}
+}
+
+func TestRetryAfterBeyondTheDeadlineSetsTheBackoff(t *testing.T) {
+	e := start(t, sandbox.Options{})
+	e.Graph.InjectFault(graphsim.Fault{Method: "GET", Path: `/messages$`, Status: 429, Code: "ApplicationThrottled", Message: "throttled", RetryAfter: "900"})
+	k := e.submit(map[string]any{"operation": op("listMessages", alice, nil)}, map[string]string{"retryBackoff": "PT5S"})
+	j := e.wait(t, k)
+	require.Equal(t, int32(2), j.Retries)
+	require.GreaterOrEqual(t, e.lastFail(k).Backoff, 890*time.Second, "the remaining Retry-After, not the 5 s header")
+}
+
+// echo is a test-only operation: it proves the pipeline around operations
+// without Graph.
+type echo struct{}
+
+func (echo) Type() string                { return "echo" }
+func (echo) Fields() []operations.Field { return nil }
+func (echo) Decode(vars map[string]any) (operations.Call, error) {
+	return echoCall{vars["operation"].(map[string]any)}, nil
+}
+
+type echoCall struct{ op map[string]any }
+
+func (c echoCall) UserID() string { return "echo" }
+func (c echoCall) Run(context.Context, *graph.Client, graph.Credentials) (*graph.Response, error) {
+	return &graph.Response{Status: 200, Headers: map[string]any{}, Body: map[string]any{"echo": c.op["text"]}}, nil
+}
+
+func TestUnknownOperationIsAnIncidentAndATestOperationCompletes(t *testing.T) {
+	e := start(t, sandbox.Options{App: func(o *app.Options) {
+		o.Operations = operations.Registry()
+		o.Operations["echo"] = echo{}
+	}})
+	j := e.wait(t, e.submit(map[string]any{"operation": map[string]any{"type": "echo", "text": "hi"}}, map[string]string{"resultVariable": "r"}))
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	require.Equal(t, "hi", j.Variables["r"].(map[string]any)["body"].(map[string]any)["echo"])
+
+	for vars, want := range map[*map[string]any]string{
+		{"operation": map[string]any{"type": "deleteEverything", "userId": alice}}: `operation.type: expected one of createMailFolder, echo, listMailFolders, listMessages, sendMail, got "deleteEverything"`,
+		{"operation": map[string]any{"userId": alice}}:                             "operation.type: expected the operation name",
+		{}:                          "operation: expected a context",
+		{"operation": "sendMail"}:   "operation: expected a context",
+	} {
+		j := e.wait(t, e.submit(*vars, nil))
+		require.True(t, j.Incident, j.ErrorMessage)
+		require.Contains(t, j.ErrorMessage, "INVALID_INPUT: "+want)
+	}
+}
