@@ -28,10 +28,10 @@ import (
 
 // Options are what tests and the sandbox change beyond the configuration.
 type Options struct {
-	LogOutput  io.Writer                              // default stderr
-	LookupEnv  func(string) (string, bool)            // default os.LookupEnv (secrets)
-	Operations map[string]operations.Operation        // default operations.Registry()
-	Ready      func(mgmtAddr string)                  // called once the management server listens
+	LogOutput  io.Writer                               // default stderr
+	LookupEnv  func(string) (string, bool)             // default os.LookupEnv (secrets)
+	Operations map[string]operations.Operation         // default operations.Registry()
+	Ready      func(mgmtAddr string)                   // called once the management server listens
 	Client     func(config.Config) (zbc.Client, error) // default worker.NewClient
 }
 

@@ -128,12 +128,17 @@ func TestJobCommandsRetriedOnUnavailable(t *testing.T) {
 	start(t, c, testConfig(), completeWith(map[string]any{"x": 1}))
 	key := g.CreateJob(zeebesim.JobSpec{Type: jobType})
 	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	// The gateway records the command just after the state change.
 	var codesSeen []codes.Code
-	for _, cmd := range g.Commands() {
-		if cmd.Method == "CompleteJob" && cmd.JobKey == key {
-			codesSeen = append(codesSeen, cmd.Result)
+	require.Eventually(t, func() bool {
+		codesSeen = codesSeen[:0]
+		for _, cmd := range g.Commands() {
+			if cmd.Method == "CompleteJob" && cmd.JobKey == key {
+				codesSeen = append(codesSeen, cmd.Result)
+			}
 		}
-	}
+		return len(codesSeen) == 4
+	}, 10*time.Second, 5*time.Millisecond)
 	require.Equal(t, []codes.Code{codes.Unavailable, codes.Unavailable, codes.Unavailable, codes.OK}, codesSeen)
 }
 

@@ -41,6 +41,8 @@ func faultError(code codes.Code, method string) error {
 
 func (g *Gateway) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	method := path.Base(info.FullMethod)
+	g.cmdMu.Lock()
+	defer g.cmdMu.Unlock()
 	var resp any
 	err := g.oversized(req)
 	if err == nil {

@@ -162,6 +162,11 @@ type Gateway struct {
 	opts options
 	addr string
 
+	// cmdMu makes a job command's state change and its Commands() record
+	// one step for observers: the interceptor holds it for writing around
+	// both, Job/Jobs/Commands for reading.
+	cmdMu sync.RWMutex
+
 	srvMu     sync.Mutex
 	server    *grpc.Server
 	serveDone chan struct{}
@@ -358,6 +363,8 @@ func (g *Gateway) Polls() []Poll {
 // Commands returns every job command received (CompleteJob, FailJob,
 // ThrowError, UpdateJobRetries, UpdateJobTimeout), in order of answer.
 func (g *Gateway) Commands() []Command {
+	g.cmdMu.RLock()
+	defer g.cmdMu.RUnlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]Command(nil), g.commands...)
@@ -365,6 +372,8 @@ func (g *Gateway) Commands() []Command {
 
 // Job returns a snapshot of the job with this key.
 func (g *Gateway) Job(key int64) (Job, bool) {
+	g.cmdMu.RLock()
+	defer g.cmdMu.RUnlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	j, ok := g.jobs[key]
@@ -376,6 +385,8 @@ func (g *Gateway) Job(key int64) (Job, bool) {
 
 // Jobs returns snapshots of all jobs ever created, in key order.
 func (g *Gateway) Jobs() []Job {
+	g.cmdMu.RLock()
+	defer g.cmdMu.RUnlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]Job, 0, len(g.jobs))

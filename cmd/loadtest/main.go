@@ -1,0 +1,186 @@
+// Command loadtest drives the real worker pipeline against the in-process
+// Zeebe gateway and Graph simulator and prints one Markdown table: the
+// connector beside a bare zbc worker doing one plain HTTP request per job.
+//
+//	go run ./cmd/loadtest [-quick] [-only a1,b] [-cpuprofile cpu.pprof]
+//
+// `loadtest baseline` is the baseline worker itself; the command starts it as
+// a child process.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/loadtest"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline" {
+		cfg, err := loadtest.BaselineFromEnv(os.Getenv)
+		if err == nil {
+			err = loadtest.RunBaseline(cfg)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	quick := flag.Bool("quick", false, "about a fifth of the jobs, for a smoke run")
+	jobsA := flag.Int("jobs-a", 10000, "jobs per run in scenario (a)")
+	jobsB := flag.Int("jobs-b", 12800, "jobs per run in scenario (b)")
+	jobsC := flag.Int("jobs-c", 3000, "jobs per run in scenario (c)")
+	only := flag.String("only", "", "comma-separated scenarios to run (a1,a100,b,c); empty = all")
+	results := flag.String("results", ".notes/bench-results.md", "file for the latest figures (empty = none; skipped when its directory does not exist)")
+	bin := flag.String("connector-bin", "", "prebuilt o365-mail-connector binary (default: go build into a temporary directory)")
+	logLevel := flag.String("log-level", "info", "the connector's LOG_LEVEL (info is its default)")
+	poll := flag.Duration("poll-interval", 100*time.Millisecond, "poll interval of both workers")
+	settle := flag.Duration("idle-settle", time.Second, "how long an idle worker runs before its RSS is read")
+	cpuprofile := flag.String("cpuprofile", "", "also run one scenario's connector in-process with the CPU profiler, writing this file")
+	profScenario := flag.String("profile-scenario", "a100", "the scenario profiled with -cpuprofile")
+	flag.Parse()
+	if *quick {
+		*jobsA, *jobsB, *jobsC = max(*jobsA/5, 1), max(*jobsB/5, 1), max(*jobsC/3, 1)
+		*settle = min(*settle, 500*time.Millisecond)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+
+	connector := *bin
+	if connector == "" {
+		dir, err := os.MkdirTemp("", "loadtest-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		connector = filepath.Join(dir, "o365-mail-connector")
+		fmt.Fprintln(os.Stderr, "building the connector…")
+		if err := build(connector); err != nil {
+			return err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r := &loadtest.Runner{
+		ConnectorBin: connector, BaselineCmd: []string{self, "baseline"},
+		LogLevel: *logLevel, PollInterval: *poll, IdleSettle: *settle, Progress: os.Stderr,
+	}
+
+	var scs []loadtest.Scenario
+	for _, sc := range loadtest.Scenarios(*jobsA, *jobsB, *jobsC) {
+		if *only == "" || contains(*only, sc.Name) {
+			scs = append(scs, sc)
+		}
+	}
+	var res []loadtest.Result
+	for _, sc := range scs {
+		fmt.Fprintf(os.Stderr, "%s\n", sc.Title)
+		for _, kind := range []loadtest.Kind{loadtest.Connector, loadtest.Baseline} {
+			rr, err := r.Run(ctx, sc, kind)
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", sc.Name, kind, err)
+			}
+			res = append(res, rr)
+		}
+	}
+
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "Load test, %s, %s, %d CPUs (%s), connector LOG_LEVEL=%s, poll interval %s\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), cpuModel(), *logLevel, *poll)
+	loadtest.Describe(&out, scs)
+	fmt.Fprintln(&out)
+	loadtest.Table(&out, res)
+	fmt.Fprintln(&out, "\nTargets:")
+	checks := loadtest.Checks(res)
+	loadtest.WriteChecks(&out, checks)
+	fmt.Fprintln(&out)
+	fmt.Fprintln(&out, loadtest.Notes)
+
+	if *cpuprofile != "" {
+		for _, sc := range loadtest.Scenarios(*jobsA, *jobsB, *jobsC) {
+			if sc.Name != *profScenario {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "profiling %s in-process…\n", sc.Title)
+			if err := loadtest.Profile(ctx, sc, *cpuprofile, *logLevel, *poll); err != nil {
+				return fmt.Errorf("profile: %w", err)
+			}
+			fmt.Fprintf(&out, "\nCPU profile of %s, connector in-process (connector goroutines only):\n```", sc.Title)
+			if err := loadtest.PrintTop(&out, *cpuprofile, 25); err != nil {
+				fmt.Fprintln(&out, "pprof:", err)
+			}
+			fmt.Fprintln(&out, "```")
+		}
+	}
+	fmt.Fprintf(&out, "\n(run took %s)\n", time.Since(start).Round(time.Second))
+
+	_, _ = io.Copy(os.Stdout, bytes.NewReader(out.Bytes()))
+	if *results != "" {
+		if st, err := os.Stat(filepath.Dir(*results)); err == nil && st.IsDir() {
+			if err := os.WriteFile(*results, append([]byte("# Benchmark results (latest `make bench`)\n\n"), out.Bytes()...), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "figures written to", *results)
+		}
+	}
+	return nil
+}
+
+func contains(list, name string) bool {
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// build compiles the connector as `make build` would, from the module root.
+func build(out string) error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/o365-mail-connector")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

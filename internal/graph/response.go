@@ -1,0 +1,106 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// bufferedBody is a response body already read (and capped) by the attempt
+// layer, so that outer layers can look at it without consuming it.
+type bufferedBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (bufferedBody) Close() error { return nil }
+
+func bodyBytes(resp *http.Response) []byte {
+	if bb, ok := resp.Body.(bufferedBody); ok {
+		return bb.b
+	}
+	return nil
+}
+
+// decodeBody follows the REST connector: JSON is decoded (numbers as
+// json.Number, so that large ids and decimals survive), an empty body is nil
+// and any other body is a string. A body that claims to be JSON and is not
+// is an error.
+func decodeBody(h http.Header, raw []byte) (any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil
+	}
+	ct := h.Get("Content-Type")
+	isJSON := false
+	if ct == "" {
+		// Without a content type, JSON is still the best guess from Graph;
+		// fall back to text when it does not parse.
+		if v, err := decodeJSON(raw); err == nil {
+			return v, nil
+		}
+		return string(raw), nil
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		isJSON = mt == "application/json" || strings.HasSuffix(mt, "+json")
+	}
+	if !isJSON {
+		return string(raw), nil
+	}
+	return decodeJSON(raw)
+}
+
+func decodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+// graphError extracts error.code and error.message of Graph's envelope.
+func graphError(raw []byte) (code, message string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return "", ""
+	}
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &env) != nil {
+		return "", ""
+	}
+	return env.Error.Code, env.Error.Message
+}
+
+// headerMap lower-cases names; one value is a string, several a []any (the
+// REST connector's shape).
+func headerMap(h http.Header) map[string]any {
+	m := make(map[string]any, len(h))
+	for k, vs := range h {
+		k = strings.ToLower(k)
+		switch len(vs) {
+		case 0:
+		case 1:
+			m[k] = vs[0]
+		default:
+			l := make([]any, len(vs))
+			for i, v := range vs {
+				l[i] = v
+			}
+			m[k] = l
+		}
+	}
+	return m
+}

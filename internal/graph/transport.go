@@ -1,0 +1,291 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
+)
+
+// cloneWithBody copies req for one more pass through the inner layers, with
+// a fresh body: an attempt's transport consumes and closes the body it got.
+func cloneWithBody(req *http.Request) (*http.Request, error) {
+	r := req.Clone(req.Context())
+	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = b
+	}
+	return r, nil
+}
+
+func discard(resp *http.Response) {
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+}
+
+// authTransport sets the bearer token and handles a token Graph refuses.
+type authTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// Every pass below gets its own copy of the body from GetBody.
+	defer closeBody(req)
+	ctx := req.Context()
+	ci := callFrom(ctx)
+	for pass := 1; ; pass++ {
+		token, err := ci.creds.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.c.cfg.Redactor.Add(token)
+		r, err := cloneWithBody(req)
+		if err != nil {
+			return nil, err
+		}
+		r.Header.Set("Authorization", "Bearer "+token)
+		resp, err := t.next.RoundTrip(r)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized || pass > 1 {
+			return resp, err
+		}
+		if code, _ := graphError(bodyBytes(resp)); code != "InvalidAuthenticationToken" {
+			return resp, nil
+		}
+		// A cached token that Graph no longer accepts (revoked, rotated
+		// keys, clock skew): drop it and try once with a fresh one.
+		ci.creds.Invalidate(token)
+		t.c.cfg.Metrics.GraphRetry("token_rejected")
+		t.c.log.Debug("graph token rejected, retrying with a new one", zap.String("mailbox", ci.userID))
+		discard(resp)
+	}
+}
+
+// retryTransport repeats a call as RetryPolicy says, waiting as Backoff says,
+// never past the caller's deadline.
+type retryTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	defer closeBody(req)
+	ctx := req.Context()
+	ci := callFrom(ctx)
+	cfg := &t.c.cfg
+	for attempt := 1; ; attempt++ {
+		r, err := cloneWithBody(req)
+		if err != nil {
+			return nil, err
+		}
+		ci.attempts++
+		resp, err := t.next.RoundTrip(r)
+		o := Outcome{Method: req.Method, Err: err}
+		if resp != nil {
+			o.Status = resp.StatusCode
+			o.Header = resp.Header
+			if resp.StatusCode >= 400 {
+				o.GraphCode, _ = graphError(bodyBytes(resp))
+			}
+		}
+		retry, reason := cfg.Retry(o, attempt, ci.send)
+		thr := throttles(o)
+		if !retry && !thr {
+			return resp, err
+		}
+		now := cfg.Now()
+		wait := cfg.Backoff(o, attempt, now)
+		if thr {
+			// Every job's next request to this mailbox waits, not only ours.
+			t.c.mailboxes.throttle(ci.mailbox, now.Add(wait))
+			ci.minBackoff = max(ci.minBackoff, wait)
+		}
+		if !retry {
+			return resp, err
+		}
+		if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
+			// Waiting would outlive the job: hand the job back with a
+			// backoff of at least what Graph asked for.
+			ci.minBackoff = max(ci.minBackoff, wait)
+			return resp, err
+		}
+		cfg.Metrics.GraphRetry(reason)
+		t.c.log.Debug("graph request retried",
+			zap.String("reason", reason), zap.Int("attempt", attempt), zap.Duration("wait", wait),
+			zap.String("mailbox", ci.userID))
+		if !thr {
+			// Throttle waits happen at the mailbox gate, where they also
+			// hold back other jobs; other backoffs are this call's own.
+			if serr := cfg.Sleep(ctx, wait); serr != nil {
+				return resp, err
+			}
+		}
+		discard(resp)
+	}
+}
+
+// mailboxTransport holds a request until its mailbox is no longer throttled
+// and one of the mailbox's slots is free.
+type mailboxTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (t *mailboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	ci := callFrom(ctx)
+	ms := t.c.mailboxes
+	mb := ms.ref(ci.mailbox)
+	defer ms.unref(ci.mailbox, mb)
+	for {
+		now := t.c.cfg.Now()
+		if wait := ms.notBefore(mb).Sub(now); wait > 0 {
+			if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
+				closeBody(req)
+				ci.minBackoff = max(ci.minBackoff, wait)
+				e := connerr.New("429", "mailbox %s is throttled by Graph for another %s, beyond the job's deadline; the request was not sent",
+					ci.userID, wait.Round(time.Second))
+				e.MinBackoff = ci.minBackoff
+				return nil, e
+			}
+			if err := t.c.cfg.Sleep(ctx, wait); err != nil {
+				closeBody(req)
+				return nil, err
+			}
+			continue
+		}
+		select {
+		case mb.sem <- struct{}{}:
+		case <-ctx.Done():
+			closeBody(req)
+			return nil, ctx.Err()
+		}
+		if ms.notBefore(mb).After(t.c.cfg.Now()) {
+			// Another job got throttled while we waited for the slot.
+			<-mb.sem
+			continue
+		}
+		break
+	}
+	defer func() { <-mb.sem }()
+	return t.next.RoundTrip(req)
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// observeTransport counts and logs every attempt.
+type observeTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (t *observeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ci := callFrom(req.Context())
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	cfg := &t.c.cfg
+	if err != nil {
+		cfg.Metrics.GraphRequest(req.Method, "error")
+		if ce := t.c.log.Check(zap.WarnLevel, "graph request failed"); ce != nil {
+			ce.Write(
+				zap.String("method", req.Method),
+				zap.String("url", cfg.Redactor.String(req.URL.String())),
+				zap.Int("attempt", ci.attempts),
+				zap.Duration("duration", time.Since(start)),
+				zap.String("error", cfg.Redactor.String(err.Error())))
+		}
+		return nil, err
+	}
+	cfg.Metrics.GraphRequest(req.Method, strconv.Itoa(resp.StatusCode))
+	lvl := zap.DebugLevel
+	msg := "graph request"
+	if resp.StatusCode >= 400 {
+		lvl, msg = zap.WarnLevel, "graph request answered with an error"
+	}
+	if ce := t.c.log.Check(lvl, msg); ce != nil {
+		fields := []zap.Field{
+			zap.String("method", req.Method),
+			zap.String("url", cfg.Redactor.String(req.URL.String())),
+			zap.Int("status", resp.StatusCode),
+			zap.String("request-id", resp.Header.Get("request-id")),
+			zap.String("client-request-id", resp.Header.Get("client-request-id")),
+			zap.Int("attempt", ci.attempts),
+			zap.Duration("duration", time.Since(start)),
+		}
+		if resp.StatusCode >= 400 {
+			code, _ := graphError(bodyBytes(resp))
+			fields = append(fields, zap.String("graph-code", code))
+		}
+		ce.Write(fields...)
+	}
+	return resp, nil
+}
+
+// attemptTransport bounds one attempt in time and its response in size, and
+// buffers the body so that the slot is released only after it is read.
+type attemptTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	ctx, cancel := context.WithTimeout(parent, t.c.cfg.Timeout)
+	defer cancel()
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return nil, t.timeoutError(ctx, parent, err)
+	}
+	limit := t.c.cfg.MaxResponseBytes
+	if resp.ContentLength > limit {
+		resp.Body.Close()
+		return nil, t.tooLarge()
+	}
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength))
+	}
+	// One byte more than allowed tells "too large" from "exactly the cap",
+	// whatever Content-Length claimed.
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, t.timeoutError(ctx, parent, fmt.Errorf("reading the response: %w", err))
+	}
+	if int64(buf.Len()) > limit {
+		return nil, t.tooLarge()
+	}
+	b := buf.Bytes()
+	resp.Body = bufferedBody{Reader: bytes.NewReader(b), b: b}
+	resp.ContentLength = int64(len(b))
+	return resp, nil
+}
+
+func (t *attemptTransport) timeoutError(ctx, parent context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil {
+		return &attemptTimeoutError{timeout: t.c.cfg.Timeout, cause: err}
+	}
+	return err
+}
+
+func (t *attemptTransport) tooLarge() error {
+	return connerr.Final(connerr.CodeResponseTooLarge,
+		"Graph's response is larger than GRAPH_MAX_RESPONSE_BYTES (%d bytes); fetch less with $select, $top or a smaller operation.maxResults",
+		t.c.cfg.MaxResponseBytes)
+}

@@ -1,0 +1,131 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
+	"github.com/camunda/zeebe/clients/go/v8/pkg/worker"
+	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
+)
+
+// FetchVariables are the connector's fetched variables; the baseline asks
+// for the same so that both move the same bytes.
+var FetchVariables = []string{"authentication", "operation", "folder", "message"}
+
+// BaselineConfig is the bare worker's setup, passed through the environment
+// of the `baseline` subcommand.
+type BaselineConfig struct {
+	ZeebeAddress  string
+	GraphURL      string
+	Token         string
+	WorkerName    string
+	MaxJobsActive int
+	Concurrency   int
+	PollInterval  time.Duration
+	JobTimeout    time.Duration
+}
+
+// Env renders c as the environment of a baseline child process.
+func (c BaselineConfig) Env() []string {
+	return []string{
+		"ZEEBE_ADDRESS=" + c.ZeebeAddress,
+		"ZEEBE_INSECURE_CONNECTION=true",
+		"BASELINE_GRAPH_URL=" + c.GraphURL,
+		"BASELINE_TOKEN=" + c.Token,
+		"BASELINE_WORKER_NAME=" + c.WorkerName,
+		"BASELINE_MAX_JOBS_ACTIVE=" + strconv.Itoa(c.MaxJobsActive),
+		"BASELINE_CONCURRENCY=" + strconv.Itoa(c.Concurrency),
+		"BASELINE_POLL_INTERVAL=" + c.PollInterval.String(),
+		"BASELINE_JOB_TIMEOUT=" + c.JobTimeout.String(),
+	}
+}
+
+// BaselineFromEnv reads what Env wrote.
+func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
+	c := BaselineConfig{
+		ZeebeAddress: getenv("ZEEBE_ADDRESS"),
+		GraphURL:     getenv("BASELINE_GRAPH_URL"),
+		Token:        getenv("BASELINE_TOKEN"),
+		WorkerName:   getenv("BASELINE_WORKER_NAME"),
+	}
+	var err error
+	if c.MaxJobsActive, err = strconv.Atoi(getenv("BASELINE_MAX_JOBS_ACTIVE")); err != nil {
+		return c, fmt.Errorf("BASELINE_MAX_JOBS_ACTIVE: %w", err)
+	}
+	if c.Concurrency, err = strconv.Atoi(getenv("BASELINE_CONCURRENCY")); err != nil {
+		return c, fmt.Errorf("BASELINE_CONCURRENCY: %w", err)
+	}
+	if c.PollInterval, err = time.ParseDuration(getenv("BASELINE_POLL_INTERVAL")); err != nil {
+		return c, fmt.Errorf("BASELINE_POLL_INTERVAL: %w", err)
+	}
+	if c.JobTimeout, err = time.ParseDuration(getenv("BASELINE_JOB_TIMEOUT")); err != nil {
+		return c, fmt.Errorf("BASELINE_JOB_TIMEOUT: %w", err)
+	}
+	if c.ZeebeAddress == "" || c.GraphURL == "" || c.Token == "" {
+		return c, fmt.Errorf("ZEEBE_ADDRESS, BASELINE_GRAPH_URL and BASELINE_TOKEN are required")
+	}
+	return c, nil
+}
+
+// RunBaseline is the `baseline` subcommand: the least a Zeebe worker for
+// this job type can do. A zbc JobWorker whose handler makes one plain GET to
+// the job's mailbox and completes the job whatever Graph answered. It runs
+// until SIGTERM or SIGINT.
+func RunBaseline(c BaselineConfig) error {
+	client, err := zbc.NewClient(&zbc.ClientConfig{GatewayAddress: c.ZeebeAddress, UsePlaintextConnection: true})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	// A keep-alive pool as large as the concurrency, as any tuned client
+	// would have; the default of 2 idle connections per host would measure
+	// connection set-up instead of the worker.
+	hc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: c.Concurrency, MaxIdleConnsPerHost: c.Concurrency, IdleConnTimeout: 90 * time.Second,
+	}, Timeout: 30 * time.Second}
+	handler := func(jc worker.JobClient, j entities.Job) {
+		ctx := context.Background()
+		var v struct {
+			Operation struct {
+				UserID   string `json:"userId"`
+				FolderID string `json:"folderId"`
+			} `json:"operation"`
+		}
+		_ = json.Unmarshal([]byte(j.GetVariables()), &v)
+		folder := v.Operation.FolderID
+		if folder == "" {
+			folder = "inbox"
+		}
+		u := c.GraphURL + "/users/" + url.PathEscape(v.Operation.UserID) + "/mailFolders/" + url.PathEscape(folder) + "/messages"
+		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil); err == nil {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+			if resp, err := hc.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+		_, _ = jc.NewCompleteJobCommand().JobKey(j.GetKey()).Send(ctx)
+	}
+	w := client.NewJobWorker().JobType(JobType).Handler(handler).
+		Name(c.WorkerName).
+		MaxJobsActive(c.MaxJobsActive).
+		Concurrency(c.Concurrency).
+		PollInterval(c.PollInterval).
+		Timeout(c.JobTimeout).
+		FetchVariables(FetchVariables...).
+		Open()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-ctx.Done()
+	w.Close()
+	return nil
+}

@@ -1,0 +1,175 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Scenarios returns the benchmark's load shapes; jobs scales the job
+// counts (1 = the default run).
+func Scenarios(jobsA, jobsB, jobsC int) []Scenario {
+	return []Scenario{
+		{Name: "a1", Title: "(a) Graph 0 ms, 1 mailbox", Jobs: jobsA, Mailboxes: 1,
+			MaxJobsActive: 32, Concurrency: 16, MailboxConcurrency: 4},
+		{Name: "a100", Title: "(a) Graph 0 ms, 100 mailboxes", Jobs: jobsA, Mailboxes: 100,
+			MaxJobsActive: 32, Concurrency: 16, MailboxConcurrency: 4},
+		{Name: "b", Title: "(b) Graph 100 ms, 64 mailboxes, concurrency 128", Jobs: jobsB, Mailboxes: 64,
+			Latency: 100 * time.Millisecond, MaxJobsActive: 256, Concurrency: 128, MailboxConcurrency: 4},
+		{Name: "c", Title: "(c) Graph 2 s, 1,000 jobs in flight", Jobs: jobsC, Mailboxes: 500,
+			Latency: 2 * time.Second, MaxJobsActive: 1000, Concurrency: 1000, MailboxConcurrency: 4},
+	}
+}
+
+// Targets of the issue.
+const (
+	TargetVsBaseline = 0.85
+	TargetVsLittle   = 0.95
+	TargetIdleRSS    = 25 << 20
+	TargetPeakRSS    = 120 << 20 // with 1,000 jobs in flight
+)
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= 100*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+}
+
+func find(results []Result, name string, kind Kind) (Result, bool) {
+	for _, r := range results {
+		if r.Scenario.Name == name && r.Kind == kind {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+func ratio(results []Result, r Result) string {
+	if l := r.Scenario.LittleLimit(); l > 0 && r.Scenario.Name == "b" {
+		return fmt.Sprintf("%.2f × Little (%.0f/s)", r.JobsPerSec/l, l)
+	}
+	if r.Kind == Connector && r.Scenario.Latency == 0 {
+		if b, ok := find(results, r.Scenario.Name, Baseline); ok && b.JobsPerSec > 0 {
+			return fmt.Sprintf("%.2f × baseline", r.JobsPerSec/b.JobsPerSec)
+		}
+	}
+	return "—"
+}
+
+// Table writes the results as a Markdown table.
+func Table(w io.Writer, results []Result) {
+	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | RSS idle | RSS peak | token requests | 429s |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		lat := ""
+		if !r.ExactActivation {
+			lat = "¹"
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %s | %d | %d |\n",
+			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, ratio(results, r),
+			ms(r.P50), lat, ms(r.P99), lat, ms(r.Overhead), r.CPUPer1000.Seconds(),
+			mib(r.RSSIdle), mib(r.RSSPeak), r.TokenRequests, r.Throttled429)
+	}
+	for _, r := range results {
+		if !r.ExactActivation {
+			fmt.Fprintln(w, "\n¹ measured from job creation: some job was activated more than once.")
+			break
+		}
+	}
+}
+
+// Check is one target and whether it was met.
+type Check struct {
+	Target string
+	Got    string
+	Met    bool
+}
+
+// Checks evaluates the issue's targets on the results present.
+func Checks(results []Result) []Check {
+	var out []Check
+	for _, r := range results {
+		if r.Kind != Connector {
+			continue
+		}
+		sc := r.Scenario
+		if sc.Latency == 0 {
+			if b, ok := find(results, sc.Name, Baseline); ok && b.JobsPerSec > 0 {
+				q := r.JobsPerSec / b.JobsPerSec
+				out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × baseline", sc.Name, TargetVsBaseline),
+					fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s)", q, r.JobsPerSec, b.JobsPerSec), q >= TargetVsBaseline})
+			}
+		}
+		if sc.Name == "b" {
+			q := r.JobsPerSec / sc.LittleLimit()
+			out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × Little limit %.0f/s", sc.Name, TargetVsLittle, sc.LittleLimit()),
+				fmt.Sprintf("%.2f (%.0f jobs/s)", q, r.JobsPerSec), q >= TargetVsLittle})
+		}
+		out = append(out, Check{fmt.Sprintf("%s: RSS idle ≤ 25 MiB", sc.Name), mib(r.RSSIdle), r.RSSIdle <= TargetIdleRSS})
+		if sc.Concurrency >= 1000 {
+			out = append(out, Check{fmt.Sprintf("%s: RSS peak ≤ 120 MiB with %d jobs in flight", sc.Name, sc.Concurrency), mib(r.RSSPeak), r.RSSPeak <= TargetPeakRSS})
+		}
+		out = append(out, Check{fmt.Sprintf("%s: one token request for one credential set", sc.Name), fmt.Sprint(r.TokenRequests), r.TokenRequests == 1})
+		out = append(out, Check{fmt.Sprintf("%s: zero 429s with the per-mailbox limit on", sc.Name), fmt.Sprint(r.Throttled429), r.Throttled429 == 0})
+		if r.Failed > 0 || r.Completed != sc.Jobs {
+			out = append(out, Check{fmt.Sprintf("%s: every job completed at the first attempt", sc.Name),
+				fmt.Sprintf("%d completed, %d failed", r.Completed, r.Failed), false})
+		}
+	}
+	return out
+}
+
+// WriteChecks lists the targets.
+func WriteChecks(w io.Writer, checks []Check) {
+	for _, c := range checks {
+		mark := "met"
+		if !c.Met {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "- %s: %s — %s\n", c.Target, c.Got, mark)
+	}
+}
+
+// Missed lists the targets not met.
+func Missed(checks []Check) []string {
+	var out []string
+	for _, c := range checks {
+		if !c.Met {
+			out = append(out, c.Target+" (got "+c.Got+")")
+		}
+	}
+	return out
+}
+
+// Notes explains the columns, for the README and the results file.
+const Notes = `Columns: jobs/s over the run (first activation to last completion) with a
+backlog of all jobs created up front; p50/p99 from activation (the poll that
+took the job) to the CompleteJob command at the gateway; overhead/job = mean
+latency − mean time inside the Graph simulator's handler (it includes time a
+job waits in the worker's own buffer, MaxJobsActive − concurrency); CPU is
+utime+stime of the worker process from its first poll to the last completion;
+RSS idle = VmRSS after the worker has polled an empty job type for a while,
+RSS peak = VmHWM. Both workers run as child processes against the same
+in-process simulators. The baseline is a bare zbc JobWorker (same
+MaxJobsActive, concurrency, poll interval, fetched variables) whose handler
+makes one GET with a pre-fetched token and completes the job whatever Graph
+answered; the connector authenticates with the client-credentials flow
+against the identity simulator. Graph enforces 4 requests in flight per
+mailbox (429 beyond).`
+
+// Describe writes the scenarios' settings.
+func Describe(w io.Writer, scs []Scenario) {
+	var b strings.Builder
+	for _, s := range scs {
+		fmt.Fprintf(&b, "- %s: %d jobs, %d mailbox(es), Graph latency %s, MaxJobsActive %d, concurrency %d, GRAPH_MAILBOX_CONCURRENCY %d\n",
+			s.Title, s.Jobs, s.Mailboxes, s.Latency, s.MaxJobsActive, s.Concurrency, s.MailboxConcurrency)
+	}
+	fmt.Fprint(w, b.String())
+}
