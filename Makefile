@@ -12,8 +12,9 @@ JS       := tools/js
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(BINARY) ./cmd/$(BINARY)
 
-## test: everything CI checks (format, vet, race tests, template and BPMN validation)
-test: fmt-check vet unit templates bpmn
+## test: everything CI checks (format, vet, race tests, template and BPMN validation).
+## js-deps first: the FEEL differential test needs feelin from tools/js.
+test: fmt-check vet js-deps unit templates bpmn
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
