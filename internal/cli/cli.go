@@ -90,6 +90,7 @@ func load(args []string, env Env) (config.Config, int) {
 	fs.SetOutput(env.Stderr)
 	config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		fmt.Fprintln(env.Stderr, err)
 		return config.Config{}, ExitUsage
 	}
 	if fs.NArg() > 0 {
@@ -143,6 +144,7 @@ func feelCmd(args []string, env Env) int {
 	fs.SetOutput(env.Stderr)
 	ctxFile := fs.String("context", "", "JSON file with the variables (- for standard input), e.g. a saved Graph response")
 	if err := fs.Parse(args); err != nil {
+		fmt.Fprintln(env.Stderr, err)
 		return ExitUsage
 	}
 	if fs.NArg() != 1 {

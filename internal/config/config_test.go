@@ -121,3 +121,12 @@ func TestURLPolicyAndSizes(t *testing.T) {
 	_, err := ParseBytes("-1")
 	require.Error(t, err)
 }
+
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, s := range Settings {
+		require.Contains(t, string(readme), "`"+s.Env+"`", "README's configuration table")
+		require.Contains(t, string(readme), "`--"+s.Flag()+"`")
+	}
+}

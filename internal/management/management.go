@@ -17,7 +17,9 @@ import (
 	"github.com/o365-mail-connector/o365-mail-connector/internal/metrics"
 )
 
-// Readiness is "the gateway answered Topology recently".
+// Readiness is "the gateway answered Topology recently, and the latest
+// probe succeeded": a gateway that stops answering makes the pod unready at
+// the next probe, not only when the window runs out.
 type Readiness struct {
 	last   atomic.Int64 // unix nanos of the last good answer
 	maxAge time.Duration
@@ -30,6 +32,9 @@ func NewReadiness(maxAge time.Duration) *Readiness {
 
 // Mark records a good Topology answer.
 func (r *Readiness) Mark() { r.last.Store(r.now().UnixNano()) }
+
+// Unmark records a failed probe.
+func (r *Readiness) Unmark() { r.last.Store(0) }
 
 // Ready reports whether the last good answer is recent.
 func (r *Readiness) Ready() bool {
@@ -51,8 +56,11 @@ func (r *Readiness) Probe(ctx context.Context, client zbc.Client, interval time.
 				log.Info("gateway reachable again")
 			}
 			failing = false
-		case ctx.Err() == nil && !failing:
-			log.Warn("gateway topology request failed", zap.Error(err))
+		case ctx.Err() == nil:
+			r.Unmark()
+			if !failing {
+				log.Warn("gateway topology request failed", zap.Error(err))
+			}
 			failing = true
 		}
 		// Probe faster while not ready, so that readiness follows a
