@@ -6,6 +6,7 @@ package connector
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,7 +187,7 @@ func kind(v any) string {
 	case nil:
 		return "null"
 	case string:
-		return "the string " + strings.TrimSpace(truncate(t, 60))
+		return fmt.Sprintf("the string %q", truncate(t, 60))
 	case bool:
 		return "a boolean"
 	case json.Number, float64:

@@ -65,17 +65,21 @@ func ratio(results []Result, r Result) string {
 
 // Table writes the results as a Markdown table.
 func Table(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | RSS idle | RSS peak | token requests | 429s |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | RSS idle | RSS peak | token requests | 429s | simulators' CPU s / 1k jobs |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		lat := ""
 		if !r.ExactActivation {
 			lat = "¹"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %s | %d | %d |\n",
+		simPer1000 := 0.0
+		if r.Completed > 0 {
+			simPer1000 = r.SimCPU.Seconds() * 1000 / float64(r.Completed)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %s | %d | %d | %.3f |\n",
 			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, ratio(results, r),
 			ms(r.P50), lat, ms(r.P99), lat, ms(r.Overhead), r.CPUPer1000.Seconds(),
-			mib(r.RSSIdle), mib(r.RSSPeak), r.TokenRequests, r.Throttled429)
+			mib(r.RSSIdle), mib(r.RSSPeak), r.TokenRequests, r.Throttled429, simPer1000)
 	}
 	for _, r := range results {
 		if !r.ExactActivation {
@@ -156,7 +160,9 @@ latency − mean time inside the Graph simulator's handler (it includes time a
 job waits in the worker's own buffer, MaxJobsActive − concurrency); CPU is
 utime+stime of the worker process from its first poll to the last completion;
 RSS idle = VmRSS after the worker has polled an empty job type for a while,
-RSS peak = VmHWM. Both workers run as child processes against the same
+RSS peak = VmHWM; the last column is the load generator's own CPU (Zeebe,
+Graph and identity simulators) over the same window, which shares the
+machine with the worker. Both workers run as child processes against the same
 in-process simulators. The baseline is a bare zbc JobWorker (same
 MaxJobsActive, concurrency, poll interval, fetched variables) whose handler
 makes one GET with a pre-fetched token and completes the job whatever Graph

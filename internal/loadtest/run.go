@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -70,15 +71,18 @@ type Result struct {
 	Completed int
 	// Failed counts FailJob and ThrowError commands: jobs that did not go
 	// through in one attempt.
-	Failed        int
-	Wall          time.Duration
-	JobsPerSec    float64
-	P50, P99      time.Duration
-	Mean          time.Duration
-	GraphPerJob   time.Duration
-	Overhead      time.Duration
-	CPU           time.Duration
-	CPUPer1000    time.Duration
+	Failed      int
+	Wall        time.Duration
+	JobsPerSec  float64
+	P50, P99    time.Duration
+	Mean        time.Duration
+	GraphPerJob time.Duration
+	Overhead    time.Duration
+	CPU         time.Duration
+	CPUPer1000  time.Duration
+	// SimCPU is the load generator's own CPU time (simulators) over the
+	// same window: on a small machine it competes with the worker.
+	SimCPU        time.Duration
 	RSSIdle       int64
 	RSSPeak       int64
 	TokenRequests int
@@ -263,6 +267,7 @@ func (r *Runner) Run(ctx context.Context, sc Scenario, kind Kind) (Result, error
 	if err != nil {
 		return res, err
 	}
+	self0, _ := ProcCPU(os.Getpid())
 	limit := 2*time.Minute + time.Duration(sc.Jobs)*sc.Latency/time.Duration(max(1, min(sc.Concurrency, 4*sc.Mailboxes)))*3
 	wctx, cancel = context.WithTimeout(ctx, limit)
 	err = AwaitEnded(wctx, s.Zeebe, keys, p.Done())
@@ -274,6 +279,8 @@ func (r *Runner) Run(ctx context.Context, sc Scenario, kind Kind) (Result, error
 	if err != nil {
 		return res, err
 	}
+	self1, _ := ProcCPU(os.Getpid())
+	res.SimCPU = self1 - self0
 	_, res.RSSPeak, err = p.Mem()
 	if err != nil {
 		return res, err
@@ -356,4 +363,5 @@ func (r *Runner) fill(res *Result, s *Sims, keys []int64, polls0, cmds0 int, cre
 	res.GraphPerJob = graphTime / time.Duration(n)
 	res.Overhead = res.Mean - res.GraphPerJob
 	res.CPUPer1000 = res.CPU * 1000 / time.Duration(n)
+	r.logf("  debug: mean %s graph/job %s wall %s slot/job %s", res.Mean, res.GraphPerJob, res.Wall, time.Duration(float64(res.Scenario.Concurrency)*float64(time.Second)/res.JobsPerSec))
 }

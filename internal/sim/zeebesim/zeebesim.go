@@ -11,8 +11,10 @@ package zeebesim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"net"
 	"sync"
 	"syscall"
@@ -44,6 +46,13 @@ const (
 type options struct {
 	maxMessageSize     int
 	longPollingTimeout time.Duration
+	tls                *tls.Config
+}
+
+// WithTLS serves gRPC over TLS with this configuration (certificates
+// included), as a gateway behind a custom CA would.
+func WithTLS(c *tls.Config) Option {
+	return func(o *options) { o.tls = c }
 }
 
 // Option configures Start.
@@ -233,7 +242,11 @@ func (g *Gateway) serveLocked(lis net.Listener) {
 	// oversized requests itself, with the gateway's wording, and record them;
 	// only requests far beyond it are refused by grpc-go directly.
 	recvLimit := max(4*g.opts.maxMessageSize, 64<<20)
-	srv := grpc.NewServer(
+	serverOpts := []grpc.ServerOption{}
+	if g.opts.tls != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(g.opts.tls)))
+	}
+	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(recvLimit),
 		grpc.UnaryInterceptor(g.unaryInterceptor),
 		grpc.StreamInterceptor(g.streamInterceptor),
@@ -242,7 +255,7 @@ func (g *Gateway) serveLocked(lis net.Listener) {
 		// zbc client's 45 s pings with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 30 * time.Second, PermitWithoutStream: true}),
 		grpc.WaitForHandlers(true),
-	)
+	)...)
 	pb.RegisterGatewayServer(srv, &rpcServer{g: g})
 	done := make(chan struct{})
 	g.server = srv
