@@ -158,43 +158,6 @@ func (s *substitution) value(v any) (any, bool) {
 			return v, false
 		}
 		return out, true
-	case map[string]string:
-		// Not produced by JSON decoding, but callers building variables in
-		// Go (tests, the sandbox) use it.
-		var out map[string]string
-		for k, e := range t {
-			ne, changed := s.str(e)
-			if !changed {
-				continue
-			}
-			if out == nil {
-				out = make(map[string]string, len(t))
-				for k2, e2 := range t {
-					out[k2] = e2
-				}
-			}
-			out[k] = ne
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	case []string:
-		var out []string
-		for i, e := range t {
-			ne, changed := s.str(e)
-			if !changed {
-				continue
-			}
-			if out == nil {
-				out = append([]string(nil), t...)
-			}
-			out[i] = ne
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
 	default:
 		return v, false
 	}

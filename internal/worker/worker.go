@@ -350,16 +350,12 @@ func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
 	case job.Fail:
 		msg := truncate(out.Message, MaxFailMessage)
 		err = w.retry(ctx, func(c context.Context) error {
-			step := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).ErrorMessage(msg)
-			if len(out.Variables) > 0 {
-				cmd, err := step.VariablesFromMap(out.Variables)
-				if err != nil {
-					return err
-				}
-				_, err = cmd.Send(c)
+			cmd, err := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).
+				ErrorMessage(msg).VariablesFromMap(nonNil(out.Variables))
+			if err != nil {
 				return err
 			}
-			_, err := step.Send(c)
+			_, err = cmd.Send(c)
 			return err
 		})
 		if err == nil && w.metrics != nil {
@@ -367,16 +363,12 @@ func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
 		}
 	case job.ThrowError:
 		err = w.retry(ctx, func(c context.Context) error {
-			step := w.client.NewThrowErrorCommand().JobKey(j.Key).ErrorCode(out.Code).ErrorMessage(truncate(out.Message, MaxFailMessage))
-			if len(out.Variables) > 0 {
-				cmd, err := step.VariablesFromMap(out.Variables)
-				if err != nil {
-					return err
-				}
-				_, err = cmd.Send(c)
+			cmd, err := w.client.NewThrowErrorCommand().JobKey(j.Key).ErrorCode(out.Code).
+				ErrorMessage(truncate(out.Message, MaxFailMessage)).VariablesFromMap(nonNil(out.Variables))
+			if err != nil {
 				return err
 			}
-			_, err := step.Send(c)
+			_, err = cmd.Send(c)
 			return err
 		})
 		if err == nil && w.metrics != nil {
