@@ -63,7 +63,7 @@ func TestBadConfigurationExitsTwoWithOneLinePerProblem(t *testing.T) {
 
 func TestConfigAndVersion(t *testing.T) {
 	code, out, _ := runCLI(t, map[string]string{"ZEEBE_CLIENT_ID": "id", "ZEEBE_CLIENT_SECRET": "gateway-secret-value",
-		"ZEEBE_AUTHORIZATION_SERVER_URL": "https://login.example/token"}, "", "config", "--connector-concurrency", "7")
+		"ZEEBE_AUTHORIZATION_SERVER_URL": "https://login.example/token", "ZEEBE_TOKEN_AUDIENCE": "zeebe"}, "", "config", "--connector-concurrency", "7")
 	require.Equal(t, ExitOK, code)
 	require.Contains(t, out, "CONNECTOR_CONCURRENCY=7\n")
 	require.Contains(t, out, "ZEEBE_CLIENT_SECRET=***\n")

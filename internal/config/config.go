@@ -241,6 +241,9 @@ func parse(raw map[string]string) (Config, error) {
 		if c.ZeebeAuthServerURL == "" {
 			p = append(p, "ZEEBE_AUTHORIZATION_SERVER_URL: expected a URL when ZEEBE_CLIENT_ID is set")
 		}
+		if c.ZeebeTokenAudience == "" {
+			p = append(p, "ZEEBE_TOKEN_AUDIENCE: expected the gateway's audience (e.g. zeebe.camunda.io) when ZEEBE_CLIENT_ID is set")
+		}
 	}
 	if c.JobType == "" {
 		bad("CONNECTOR_JOB_TYPE", "a job type such as o365-mail:1", "")

@@ -79,10 +79,10 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	text := ce.Error()
 	for _, name := range []string{"ZEEBE_ADDRESS", "CONNECTOR_CONCURRENCY", "CONNECTOR_JOB_TIMEOUT", "GRAPH_BASE_URL",
-		"GRAPH_MAX_RESPONSE_BYTES", "LOG_FORMAT", "ZEEBE_CLIENT_SECRET", "ZEEBE_AUTHORIZATION_SERVER_URL", "ZEEBE_INSECURE_CONNECTION"} {
+		"GRAPH_MAX_RESPONSE_BYTES", "LOG_FORMAT", "ZEEBE_CLIENT_SECRET", "ZEEBE_AUTHORIZATION_SERVER_URL", "ZEEBE_TOKEN_AUDIENCE", "ZEEBE_INSECURE_CONNECTION"} {
 		require.Contains(t, text, name+":")
 	}
-	require.Len(t, ce.Problems, 9)
+	require.Len(t, ce.Problems, 10)
 	for _, p := range ce.Problems {
 		require.NotContains(t, p, "\n")
 	}
@@ -98,6 +98,7 @@ func TestUnknownFileKeyIsReported(t *testing.T) {
 func TestPrintMasksSecrets(t *testing.T) {
 	c, err := Load(flags(t), env(map[string]string{
 		"ZEEBE_CLIENT_ID": "id", "ZEEBE_CLIENT_SECRET": "very-secret-value", "ZEEBE_AUTHORIZATION_SERVER_URL": "https://login.example/token",
+		"ZEEBE_TOKEN_AUDIENCE": "zeebe.camunda.io",
 	}))
 	require.NoError(t, err)
 	out := c.Print()

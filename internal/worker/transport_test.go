@@ -11,8 +11,12 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,4 +114,38 @@ func TestNotFoundIsDroppedWithoutRetry(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, n, "NOT_FOUND is final")
+}
+
+// With ZEEBE_CLIENT_ID the client asks the authorization server for a
+// token (client credentials with an audience) before talking to the gateway.
+func TestOAuthToTheGateway(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // the client's token cache lives below it
+	var requests atomic.Int64
+	var form atomic.Value
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_ = r.ParseForm()
+		form.Store(r.PostForm)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"gateway-token","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer auth.Close()
+	g, err := zeebesim.Start()
+	require.NoError(t, err)
+	defer g.Close()
+	cfg := config.Defaults()
+	cfg.ZeebeAddress = g.Addr()
+	cfg.ZeebeInsecure = true
+	cfg.ZeebeClientID, cfg.ZeebeClientSecret, cfg.ZeebeTokenAudience = "worker", "worker-secret", "zeebe-api"
+	cfg.ZeebeAuthServerURL = auth.URL
+	c, err := NewClient(cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	start(t, c, testConfig(), completeWith(nil))
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	require.Positive(t, requests.Load())
+	f := form.Load().(url.Values)
+	require.Equal(t, "worker", f.Get("client_id"))
+	require.Equal(t, "zeebe-api", f.Get("audience"))
 }
