@@ -55,8 +55,10 @@ func run() error {
 	logLevel := flag.String("log-level", "info", "the connector's LOG_LEVEL (info is its default)")
 	poll := flag.Duration("poll-interval", 100*time.Millisecond, "poll interval of both workers")
 	settle := flag.Duration("idle-settle", time.Second, "how long an idle worker runs before its RSS is read")
-	cpuprofile := flag.String("cpuprofile", "", "also run one scenario's connector in-process with the CPU profiler, writing this file")
-	profScenario := flag.String("profile-scenario", "a100", "the scenario profiled with -cpuprofile")
+	profile := flag.Bool("profile", true, "after the table, run one scenario's connector in-process under the CPU profiler and print the top entries")
+	cpuprofile := flag.String("cpuprofile", "", "keep the CPU profile in this file (default: a temporary file)")
+	profScenario := flag.String("profile-scenario", "a100", "the scenario profiled")
+	flag.IntVar(&loadtest.InboxMessages, "messages", loadtest.InboxMessages, "messages in each inbox (the listMessages answer grows by about 1.4 KB each)")
 	flag.Parse()
 	if *quick {
 		*jobsA, *jobsB, *jobsC = max(*jobsA/5, 1), max(*jobsB/5, 1), max(*jobsC/3, 1)
@@ -108,8 +110,8 @@ func run() error {
 	}
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "Load test, %s, %s, %d CPUs (%s), connector LOG_LEVEL=%s, poll interval %s\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), cpuModel(), *logLevel, *poll)
+	fmt.Fprintf(&out, "Load test, %s, %s, %d CPUs (%s), connector LOG_LEVEL=%s, poll interval %s, %d messages per inbox\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), cpuModel(), *logLevel, *poll, loadtest.InboxMessages)
 	loadtest.Describe(&out, scs)
 	fmt.Fprintln(&out)
 	loadtest.Table(&out, res)
@@ -119,7 +121,16 @@ func run() error {
 	fmt.Fprintln(&out)
 	fmt.Fprintln(&out, loadtest.Notes)
 
-	if *cpuprofile != "" {
+	if *profile && *cpuprofile == "" {
+		f, err := os.CreateTemp("", "loadtest-*.pprof")
+		if err != nil {
+			return err
+		}
+		f.Close()
+		defer os.Remove(f.Name())
+		*cpuprofile = f.Name()
+	}
+	if *profile {
 		for _, sc := range loadtest.Scenarios(*jobsA, *jobsB, *jobsC) {
 			if sc.Name != *profScenario {
 				continue

@@ -126,6 +126,13 @@ func RunBaseline(c BaselineConfig) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	<-ctx.Done()
-	w.Close()
+	// JobWorker.Close waits for a long poll in flight; the measurement is
+	// over by now, so do not let it hold the next run up.
+	closed := make(chan struct{})
+	go func() { w.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(500 * time.Millisecond):
+	}
 	return nil
 }

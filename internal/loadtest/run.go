@@ -205,6 +205,11 @@ func waitFirstPoll(ctx context.Context, g *zeebesim.Gateway, n int, p *Proc) (ti
 // Run measures one worker in one scenario: an idle run for the idle RSS,
 // then a run over a backlog of sc.Jobs jobs.
 func (r *Runner) Run(ctx context.Context, sc Scenario, kind Kind) (Result, error) {
+	return r.runWithEnv(ctx, sc, kind, nil)
+}
+
+// runWithEnv is Run with extra environment for the child (tests).
+func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEnv []string) (Result, error) {
 	res := Result{Scenario: sc, Kind: kind}
 	s, err := StartSims(Mailboxes(sc.Mailboxes), sc.Latency)
 	if err != nil {
@@ -218,6 +223,7 @@ func (r *Runner) Run(ctx context.Context, sc Scenario, kind Kind) (Result, error
 		}
 	}
 	path, args, env := r.command(kind, sc, s, token)
+	env = append(env, extraEnv...)
 
 	// Idle: started, connected, long-polling an empty job type.
 	r.logf("  %s %s: idle", sc.Name, kind)
@@ -363,5 +369,4 @@ func (r *Runner) fill(res *Result, s *Sims, keys []int64, polls0, cmds0 int, cre
 	res.GraphPerJob = graphTime / time.Duration(n)
 	res.Overhead = res.Mean - res.GraphPerJob
 	res.CPUPer1000 = res.CPU * 1000 / time.Duration(n)
-	r.logf("  debug: mean %s graph/job %s wall %s slot/job %s", res.Mean, res.GraphPerJob, res.Wall, time.Duration(float64(res.Scenario.Concurrency)*float64(time.Second)/res.JobsPerSec))
 }

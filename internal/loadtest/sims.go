@@ -52,9 +52,14 @@ func Mailboxes(n int) []string {
 	return out
 }
 
+// InboxMessages is how many messages each mailbox's inbox holds; the
+// listMessages answer is about 1.4 KB per message.
+var InboxMessages = 3
+
 // StartSims starts the Zeebe gateway, the identity endpoint and the Graph
-// simulator with the given mailboxes (each with a few inbox messages), a
-// fixed Graph latency and Graph's per-mailbox concurrency limit of 4.
+// simulator with the given mailboxes (each with InboxMessages inbox
+// messages), a fixed Graph latency and Graph's per-mailbox concurrency limit
+// of 4.
 func StartSims(mailboxes []string, latency time.Duration) (*Sims, error) {
 	id, err := identitysim.New()
 	if err != nil {
@@ -84,7 +89,7 @@ func StartSims(mailboxes []string, latency time.Duration) (*Sims, error) {
 	now := time.Now().UTC()
 	for _, m := range mailboxes {
 		g.AddMailbox(m)
-		for i := 0; i < 3; i++ {
+		for i := 0; i < InboxMessages; i++ {
 			g.AddMessage(m, "inbox", graphsim.Message{
 				Subject: fmt.Sprintf("Invoice %d", i), BodyContent: "Hello, please find the invoice attached.",
 				From:             graphsim.Recipient{Name: "Dave", Address: "dave@fabrikam.example"},

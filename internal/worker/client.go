@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"os"
 	"time"
 
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
@@ -35,7 +36,14 @@ func NewClient(c config.Config) (zbc.Client, error) {
 		UserAgent: "o365-mail-connector",
 	}
 	if c.ZeebeClientID != "" {
+		// The client's own lookup of ZEEBE_CLIENT_CONFIG_PATH is skipped in
+		// test binaries; reading it here keeps tests out of $HOME too.
+		cache, err := zbc.NewOAuthYamlCredentialsCache(os.Getenv(zbc.OAuthCachePathEnvVar))
+		if err != nil {
+			return nil, err
+		}
 		provider, err := zbc.NewOAuthCredentialsProvider(&zbc.OAuthProviderConfig{
+			Cache:                  cache,
 			ClientID:               c.ZeebeClientID,
 			ClientSecret:           c.ZeebeClientSecret,
 			Audience:               c.ZeebeTokenAudience,

@@ -119,7 +119,7 @@ func TestNotFoundIsDroppedWithoutRetry(t *testing.T) {
 // With ZEEBE_CLIENT_ID the client asks the authorization server for a
 // token (client credentials with an audience) before talking to the gateway.
 func TestOAuthToTheGateway(t *testing.T) {
-	t.Setenv("HOME", t.TempDir()) // the client's token cache lives below it
+	t.Setenv("ZEEBE_CLIENT_CONFIG_PATH", filepath.Join(t.TempDir(), "credentials"))
 	var requests atomic.Int64
 	var form atomic.Value
 	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

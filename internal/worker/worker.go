@@ -94,20 +94,29 @@ func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.M
 // hands queued jobs back to the gateway at once, lets running handlers
 // finish within the grace period and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	pollCtx, stopPolling := context.WithCancel(ctx)
-	defer stopPolling()
+	// A long-poll cut while the gateway is answering it loses the jobs in
+	// that answer until their timeout, so shutdown does not cut it at once:
+	// polling stops (ctx), and a poll still in flight is cut only when it
+	// has not returned after pollCutDelay, i.e. when it is idle-waiting.
+	cutCtx, cutPoll := context.WithCancel(context.Background())
+	defer cutPoll()
 	handlerCtx, abortHandlers := context.WithCancel(context.Background())
 	defer abortHandlers()
 
 	var sources sync.WaitGroup
 	sources.Add(1)
-	go func() { defer sources.Done(); w.poll(pollCtx) }()
+	go func() { defer sources.Done(); w.poll(ctx.Done(), cutCtx) }()
 	if w.cfg.StreamEnabled {
 		sources.Add(1)
-		go func() { defer sources.Done(); w.stream(pollCtx) }()
+		go func() { defer sources.Done(); w.stream(ctx) }()
 	}
 
-	var workers sync.WaitGroup
+	// Handlers free their slot as soon as the outcome is known; the job
+	// command goes out from its own goroutine (at most MaxJobsActive of
+	// them, since the job stays counted as active until the gateway has
+	// answered). A CompleteJob round trip under load takes milliseconds that
+	// would otherwise idle a handler slot.
+	var workers, senders sync.WaitGroup
 	for i := 0; i < w.cfg.Concurrency; i++ {
 		workers.Add(1)
 		go func() {
@@ -115,19 +124,31 @@ func (w *Worker) Run(ctx context.Context) error {
 			for j := range w.queue {
 				if w.stopping.Load() {
 					w.handBack(j)
-				} else {
-					w.run(handlerCtx, j)
+					w.release()
+					continue
 				}
-				w.release()
+				senders.Add(1)
+				send := w.run(handlerCtx, j)
+				go func() {
+					defer senders.Done()
+					send()
+					w.release()
+				}()
 			}
 		}()
 	}
 
 	<-ctx.Done()
 	w.stopping.Store(true)
-	stopPolling()
 	w.log.Info("shutting down: activation stopped", zap.Int64("jobsActive", w.active.Load()))
-	sources.Wait()
+	sourcesDone := make(chan struct{})
+	go func() { sources.Wait(); close(sourcesDone) }()
+	select {
+	case <-sourcesDone:
+	case <-time.After(pollCutDelay):
+		cutPoll()
+		<-sourcesDone
+	}
 
 	// Jobs that no handler has started go back now instead of after their
 	// timeout. Workers that pick one up concurrently hand it back too.
@@ -145,7 +166,7 @@ drain:
 	close(w.queue)
 
 	done := make(chan struct{})
-	go func() { workers.Wait(); handBacks.Wait(); close(done) }()
+	go func() { workers.Wait(); handBacks.Wait(); senders.Wait(); close(done) }()
 	grace := time.NewTimer(w.cfg.ShutdownGrace)
 	defer grace.Stop()
 	select {
@@ -172,44 +193,57 @@ func (w *Worker) release() {
 	}
 }
 
+// pollCutDelay bounds how long shutdown waits for a poll in flight.
+const pollCutDelay = time.Second
+
 // poll activates jobs whenever enough capacity is free, like the client's
-// JobWorker (threshold 30 %), but sized against running handlers too.
-func (w *Worker) poll(ctx context.Context) {
+// JobWorker (threshold 30 %), but sized against running handlers too. It
+// starts no poll once stop is closed; cut aborts the one in flight.
+func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
 	threshold := int64(float64(w.cfg.MaxJobsActive)*0.3 + 0.5)
 	if threshold < 1 {
 		threshold = 1
 	}
 	errDelay := w.cfg.PollInterval
-	for ctx.Err() == nil {
+	for !closed(stop) {
 		want := int64(w.cfg.MaxJobsActive) - w.active.Load()
 		if want < threshold {
 			select {
 			case <-w.freed:
-			case <-ctx.Done():
+			case <-stop:
 			}
 			continue
 		}
-		jobs, err := w.activate(ctx, int32(want))
+		jobs, err := w.activate(cut, int32(want))
 		for _, j := range jobs {
 			w.active.Add(1)
 			w.queue <- j
 		}
 		switch {
-		case ctx.Err() != nil:
-			// Jobs activated by a poll cut short are in the queue and will be handed back.
+		case closed(stop):
+			// Jobs of the last poll are in the queue and will be handed back.
 			return
 		case err != nil:
 			if status.Code(err) != codes.ResourceExhausted {
 				w.log.Warn("activating jobs failed", zap.Error(err), zap.Duration("retryIn", errDelay))
 			}
-			sleep(ctx, errDelay)
+			sleep(stop, errDelay)
 			errDelay = min(errDelay*2, time.Second)
 		case len(jobs) == 0:
 			errDelay = w.cfg.PollInterval
-			sleep(ctx, w.cfg.PollInterval)
+			sleep(stop, w.cfg.PollInterval)
 		default:
 			errDelay = w.cfg.PollInterval
 		}
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -252,17 +286,17 @@ func (w *Worker) stream(ctx context.Context) {
 				break recv
 			}
 		}
-		sleep(ctx, delay)
+		sleep(ctx.Done(), delay)
 		delay = min(delay*2, time.Second)
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+func sleep(stop <-chan struct{}, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-ctx.Done():
+	case <-stop:
 	}
 }
 
@@ -285,7 +319,8 @@ func toJob(j entities.Job) job.Job {
 	}
 }
 
-func (w *Worker) run(ctx context.Context, ej entities.Job) {
+// run handles the job and returns the function that sends its command.
+func (w *Worker) run(ctx context.Context, ej entities.Job) (send func()) {
 	j := toJob(ej)
 	log := w.log.With(
 		zap.Int64("jobKey", j.Key),
@@ -303,9 +338,11 @@ func (w *Worker) run(ctx context.Context, ej entities.Job) {
 	if w.metrics != nil {
 		w.metrics.JobsActivated.WithLabelValues(out.Operation).Inc()
 	}
-	w.send(j, out, log)
-	if w.metrics != nil {
-		w.metrics.JobDuration.WithLabelValues(out.Operation).Observe(time.Since(start).Seconds())
+	return func() {
+		w.send(j, out, log)
+		if w.metrics != nil {
+			w.metrics.JobDuration.WithLabelValues(out.Operation).Observe(time.Since(start).Seconds())
+		}
 	}
 }
 
@@ -440,7 +477,7 @@ func (w *Worker) retry(ctx context.Context, cmd func(context.Context) error) err
 		if err == nil || !isRetryable(err) || ctx.Err() != nil {
 			return err
 		}
-		sleep(ctx, delay)
+		sleep(ctx.Done(), delay)
 		if ctx.Err() != nil {
 			return err
 		}

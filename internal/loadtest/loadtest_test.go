@@ -1,0 +1,99 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestMain lets the test binary act as the baseline child process.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOADTEST_BE_BASELINE") == "1" {
+		cfg, err := BaselineFromEnv(os.Getenv)
+		if err == nil {
+			err = RunBaseline(cfg)
+		}
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestProcStats(t *testing.T) {
+	cpu, err := ProcCPU(os.Getpid())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, cpu, time.Duration(0))
+	rss, peak, err := ProcMem(os.Getpid())
+	require.NoError(t, err)
+	require.Positive(t, rss)
+	require.GreaterOrEqual(t, peak, rss)
+	_, err = ProcCPU(-1)
+	require.Error(t, err)
+}
+
+func TestLittleLimit(t *testing.T) {
+	b := Scenarios(1, 1, 1)[2]
+	require.InDelta(t, 1280, b.LittleLimit(), 0.001)
+	// Four per mailbox caps the concurrency.
+	b.Mailboxes = 8
+	require.InDelta(t, 320, b.LittleLimit(), 0.001)
+	require.Zero(t, Scenarios(1, 1, 1)[0].LittleLimit())
+}
+
+func TestChecks(t *testing.T) {
+	a := Scenarios(100, 100, 100)[1]
+	b := Scenarios(100, 100, 100)[2]
+	res := []Result{
+		{Scenario: a, Kind: Connector, Completed: 100, JobsPerSec: 800, RSSIdle: 20 << 20, TokenRequests: 1},
+		{Scenario: a, Kind: Baseline, Completed: 100, JobsPerSec: 1000, RSSIdle: 20 << 20},
+		{Scenario: b, Kind: Connector, Completed: 100, JobsPerSec: 1250, RSSIdle: 30 << 20, TokenRequests: 2, Throttled429: 1, ExactActivation: true},
+	}
+	missed := Missed(Checks(res))
+	require.Len(t, missed, 4, "%v", missed)
+	require.Contains(t, missed[0], "a100: throughput")
+	var buf bytes.Buffer
+	Table(&buf, res)
+	require.Contains(t, buf.String(), "0.80 × baseline")
+	require.Contains(t, buf.String(), "0.98 × Little (1280/s)")
+	require.Contains(t, buf.String(), "¹ measured from job creation")
+}
+
+// A small run of the real measurement over the baseline worker (this test
+// binary in its baseline role): every job is completed, activation times
+// come from the polls, and the child's figures are read.
+func TestRunBaseline(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	r := &Runner{BaselineCmd: []string{exe, "-test.run=^$"}, PollInterval: 20 * time.Millisecond, IdleSettle: 50 * time.Millisecond, Progress: tlog{t}}
+	sc := Scenario{Name: "t", Title: "test", Jobs: 300, Mailboxes: 10, Latency: 5 * time.Millisecond,
+		MaxJobsActive: 32, Concurrency: 8, MailboxConcurrency: 4}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := r.runWithEnv(ctx, sc, Baseline, []string{"LOADTEST_BE_BASELINE=1"})
+	require.NoError(t, err)
+	require.Equal(t, sc.Jobs, res.Completed)
+	require.True(t, res.ExactActivation)
+	require.Positive(t, res.JobsPerSec)
+	require.LessOrEqual(t, res.P50, res.P99)
+	require.GreaterOrEqual(t, res.P50, sc.Latency)
+	require.GreaterOrEqual(t, res.GraphPerJob, sc.Latency)
+	require.Positive(t, res.RSSIdle)
+	require.GreaterOrEqual(t, res.RSSPeak, res.RSSIdle/2)
+	require.Zero(t, res.TokenRequests, "the baseline's token was fetched before the run")
+	require.True(t, strings.HasPrefix(res.Scenario.Name, "t"))
+}
+
+type tlog struct{ t *testing.T }
+
+func (l tlog) Write(p []byte) (int, error) {
+	l.t.Log(time.Now().Format("15:04:05.000"), strings.TrimSpace(string(p)))
+	return len(p), nil
+}
