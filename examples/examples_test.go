@@ -947,8 +947,10 @@ func readmeDocs(t *testing.T, readme string, ids []string) (map[string]any, map[
 		marks = append(marks, mark{id, pos})
 	}
 	sort.Slice(marks, func(i, k int) bool { return marks[i].pos < marks[k].pos })
-	end := strings.Index(readme, "\n## Deploying")
-	require.Greater(t, end, 0)
+	end := len(readme)
+	if i := strings.Index(readme[marks[len(marks)-1].pos:], "\n## "); i >= 0 {
+		end = marks[len(marks)-1].pos + i
+	}
 
 	vars := map[string]any{}
 	headers := map[string]map[string]string{}

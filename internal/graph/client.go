@@ -328,14 +328,14 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.statusError(resp, raw, ci)
 	}
-	decoded, err := decodeBody(resp.Header, raw)
+	decoded, rawJSON, err := decodeBody(resp.Header, raw)
 	if err != nil {
 		e := connerr.New("502", "malformed JSON from Graph: %v", err)
 		e.Variables = map[string]any{"response": c.responseVar(resp.StatusCode, resp.Header, truncateString(string(raw)))}
 		e.Cause = err
 		return nil, e
 	}
-	return &Response{Status: resp.StatusCode, Headers: headerMap(resp.Header), Body: decoded}, nil
+	return &Response{Status: resp.StatusCode, Headers: headerMap(resp.Header), Body: decoded, Raw: rawJSON}, nil
 }
 
 const maySend = "; the message may have been sent; not retried to avoid a duplicate"
@@ -406,9 +406,13 @@ func (c *Client) statusError(resp *http.Response, raw []byte, ci *callInfo) *con
 	if ci.attempts > 1 {
 		text += fmt.Sprintf(" (gave up after %d attempts)", ci.attempts)
 	}
-	body, err := decodeBody(resp.Header, raw)
-	if err != nil {
+	// Error bodies are small and always shown to the process: decode now.
+	body, rawJSON, err := decodeBody(resp.Header, raw)
+	switch {
+	case err != nil:
 		body = string(raw)
+	case rawJSON != nil:
+		body, _ = decodeJSON(rawJSON)
 	}
 	if s, ok := body.(string); ok {
 		body = truncateString(s)

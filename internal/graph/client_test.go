@@ -90,7 +90,7 @@ func TestDoBuildsRequestAndResponse(t *testing.T) {
 	if l, ok := resp.Headers["x-multi"].([]any); !ok || len(l) != 2 || l[0] != "a" {
 		t.Errorf("x-multi = %#v, want [a b]", resp.Headers["x-multi"])
 	}
-	body := resp.Body.(map[string]any)
+	body := resp.JSONBody().(map[string]any)
 	item := body["value"].([]any)[0].(map[string]any)
 	if item["size"] != json.Number("12345678901234567890") {
 		t.Errorf("number not kept exactly: %#v", item["size"])
@@ -280,7 +280,7 @@ func TestBodies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gb, _ := json.Marshal(resp.Body)
+			gb, _ := json.Marshal(resp.JSONBody())
 			wb, _ := json.Marshal(tc.want)
 			if string(gb) != string(wb) {
 				t.Errorf("body = %s, want %s", gb, wb)
@@ -554,7 +554,7 @@ func TestSendRetriedOn429WithSameBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Status != 202 || resp.Body != nil {
+	if resp.Status != 202 || resp.JSONBody() != nil {
 		t.Errorf("%+v", resp)
 	}
 	if len(bodies) != 2 || bodies[0] != bodies[1] || bodies[0] == "" {
@@ -649,7 +649,7 @@ func TestResponseCap(t *testing.T) {
 		})
 		c, _ := newTestClient(t, s.URL, capped)
 		resp, err := c.Do(context.Background(), &fakeCreds{}, Request{UserID: "u@x.com"})
-		if err != nil || len(resp.Body.(string)) != limit {
+		if err != nil || len(resp.JSONBody().(string)) != limit {
 			t.Fatalf("%v", err)
 		}
 	})

@@ -1,6 +1,9 @@
 package graph
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Credentials yields the bearer token for Graph requests. The auth package
 // implements it per authentication type; Invalidate drops a token that Graph
@@ -17,9 +20,26 @@ type Response struct {
 	Status int
 	// Headers has lower-case names; one value is a string, several a []any.
 	Headers map[string]any
-	// Body is Graph's JSON decoded with json.Number numbers, or nil for an
-	// empty body.
+	// Body is Graph's JSON decoded with json.Number numbers, a string for
+	// other content, or nil for an empty body. Read it with JSONBody, which
+	// decodes Raw first when the client left the JSON undecoded.
 	Body any
+	// Raw is valid JSON not decoded yet.
+	Raw json.RawMessage
+}
+
+// JSONBody returns the body, decoding Raw on first use. Not safe for
+// concurrent use; a response belongs to one job.
+func (r *Response) JSONBody() any {
+	if r.Raw != nil {
+		if v, err := decodeJSON(r.Raw); err == nil {
+			r.Body = v
+		} else {
+			r.Body = string(r.Raw) // not reached: Raw was validated
+		}
+		r.Raw = nil
+	}
+	return r.Body
 }
 
 // AsMap is the response object as process variables see it.
@@ -31,5 +51,5 @@ func (r *Response) AsMap() map[string]any {
 	if h == nil {
 		h = map[string]any{}
 	}
-	return map[string]any{"status": r.Status, "headers": h, "body": r.Body}
+	return map[string]any{"status": r.Status, "headers": h, "body": r.JSONBody()}
 }

@@ -104,8 +104,12 @@ func (p *Plan) Backoff() time.Duration { return p.backoff }
 
 // Success maps a Graph response.
 func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
-	respMap := resp.AsMap()
 	vars := map[string]any{}
+	if p.resultVariable == "" && p.result == nil && p.errorExpr == nil {
+		// Nothing reads the response: its body is never decoded.
+		return Outcome{Kind: job.Complete, Variables: vars}
+	}
+	respMap := resp.AsMap()
 	if p.resultVariable != "" {
 		vars[p.resultVariable] = respMap
 	}

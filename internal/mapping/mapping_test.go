@@ -174,3 +174,18 @@ func TestParseISODuration(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func TestBodyIsDecodedOnlyWhenAHeaderReadsIt(t *testing.T) {
+	raw := func() *graph.Response {
+		return &graph.Response{Status: 200, Headers: map[string]any{}, Raw: []byte(`{"value":[{"subject":"a"}]}`)}
+	}
+	r := raw()
+	out := plan(t, nil).Success(r, 3)
+	require.Equal(t, job.Complete, out.Kind)
+	require.Empty(t, out.Variables)
+	require.NotNil(t, r.Raw, "left undecoded")
+
+	r = raw()
+	out = plan(t, map[string]string{"resultExpression": "={s: body.value[1].subject}"}).Success(r, 3)
+	require.Equal(t, "a", out.Variables["s"])
+}

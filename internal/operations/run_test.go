@@ -126,9 +126,9 @@ func wantErr(t *testing.T, err error, code, msgPrefix string) *connerr.Error {
 
 func values(t *testing.T, r *graph.Response) []any {
 	t.Helper()
-	v, ok := r.Body.(map[string]any)["value"].([]any)
+	v, ok := r.JSONBody().(map[string]any)["value"].([]any)
 	if !ok {
-		t.Fatalf("no value list in %v", r.Body)
+		t.Fatalf("no value list in %v", r.JSONBody())
 	}
 	return v
 }
@@ -161,10 +161,10 @@ func TestCreateMailFolderAndChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != 201 || r.Body.(map[string]any)["displayName"] != "Invoices" {
+	if r.Status != 201 || r.JSONBody().(map[string]any)["displayName"] != "Invoices" {
 		t.Fatalf("%+v", r)
 	}
-	id := r.Body.(map[string]any)["id"].(string)
+	id := r.JSONBody().(map[string]any)["id"].(string)
 	if _, err := e.run(t, `{"operation":{"type":"createMailFolder","userId":"`+anna+`","parentFolderId":"`+id+`"},"folder":{"displayName":"2025","isHidden":true}}`); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestListMessagesPaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := r.Body.(map[string]any)
+	body := r.JSONBody().(map[string]any)
 	if len(values(t, r)) != 10 || body["@odata.nextLink"] == nil {
 		t.Fatalf("first page: %d items, nextLink %v", len(values(t, r)), body["@odata.nextLink"])
 	}
@@ -253,7 +253,7 @@ func TestListMessagesPaging(t *testing.T) {
 		if len(v) != tc.want {
 			t.Errorf("maxResults %d: %d items, want %d", tc.max, len(v), tc.want)
 		}
-		body := r.Body.(map[string]any)
+		body := r.JSONBody().(map[string]any)
 		if _, ok := body["@odata.nextLink"]; ok {
 			t.Errorf("maxResults %d: nextLink kept: %v", tc.max, body["@odata.nextLink"])
 		}
@@ -286,7 +286,7 @@ func TestListMessagesMergedBodyCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := json.Marshal(r.Body)
+	page, _ := json.Marshal(r.JSONBody())
 	if len(page)*6 < 2*limit {
 		t.Fatalf("test data too small: a page is %d bytes", len(page))
 	}
