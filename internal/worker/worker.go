@@ -16,6 +16,7 @@ import (
 	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -322,19 +323,19 @@ func toJob(j entities.Job) job.Job {
 // run handles the job and returns the function that sends its command.
 func (w *Worker) run(ctx context.Context, ej entities.Job) (send func()) {
 	j := toJob(ej)
-	log := w.log.With(
+	log := jobLogger{log: w.log, fields: []zap.Field{
 		zap.Int64("jobKey", j.Key),
 		zap.Int64("processInstanceKey", j.ProcessInstanceKey),
 		zap.String("bpmnProcessId", j.BpmnProcessID),
 		zap.String("elementId", j.ElementID),
-	)
+	}}
 	if w.metrics != nil {
 		w.metrics.JobsInFlight.Inc()
 		defer w.metrics.JobsInFlight.Dec()
 	}
 	start := time.Now()
 	out := w.safeHandle(ctx, j, log)
-	log = log.With(zap.String("operation", out.Operation))
+	log.fields = append(log.fields, zap.String("operation", out.Operation))
 	if w.metrics != nil {
 		w.metrics.JobsActivated.WithLabelValues(out.Operation).Inc()
 	}
@@ -346,10 +347,23 @@ func (w *Worker) run(ctx context.Context, ej entities.Job) (send func()) {
 	}
 }
 
-func (w *Worker) safeHandle(ctx context.Context, j job.Job, log *zap.Logger) (out job.Outcome) {
+// jobLogger carries a job's log fields; they are encoded only when a line is
+// written, not once per job as zap's With would.
+type jobLogger struct {
+	log    *zap.Logger
+	fields []zap.Field
+}
+
+func (l jobLogger) write(level zapcore.Level, msg string, extra ...zap.Field) {
+	if ce := l.log.Check(level, msg); ce != nil {
+		ce.Write(append(l.fields[:len(l.fields):len(l.fields)], extra...)...)
+	}
+}
+
+func (w *Worker) safeHandle(ctx context.Context, j job.Job, log jobLogger) (out job.Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("handler panicked; failing the job", zap.Any("panic", r))
+			log.write(zap.ErrorLevel, "handler panicked; failing the job", zap.Any("panic", r))
 			out = job.Outcome{Kind: job.Fail, Retries: max(j.Retries-1, 0), Message: "INTERNAL_ERROR: the connector failed unexpectedly; see the worker log", Code: "INTERNAL_ERROR"}
 		}
 	}()
@@ -358,7 +372,7 @@ func (w *Worker) safeHandle(ctx context.Context, j job.Job, log *zap.Logger) (ou
 
 // send delivers the outcome's command, retrying what the gateway may accept
 // later, until the job's deadline.
-func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
+func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 	ctx, cancel := context.WithDeadline(context.Background(), j.Deadline)
 	defer cancel()
 	var err error
@@ -375,7 +389,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
 		if err != nil && isRejectedPayload(err) {
 			// The result cannot be stored (too large, or not serialisable):
 			// an incident tells the modeler, a retry loop would not.
-			log.Error("completing the job was refused; raising an incident", zap.Error(err))
+			log.write(zap.ErrorLevel, "completing the job was refused; raising an incident", zap.Error(err))
 			out = job.Outcome{Kind: job.Fail, Retries: 0, Code: "RESULT_REJECTED", Operation: out.Operation,
 				Message: "RESULT_REJECTED: the gateway refused the job's result variables (" + status.Convert(err).Message() + "); narrow them with resultExpression"}
 			w.send(j, out, log)
@@ -414,11 +428,17 @@ func (w *Worker) send(j job.Job, out job.Outcome, log *zap.Logger) {
 	}
 	switch {
 	case err == nil:
-		log.Info("job done", zap.Stringer("command", out.Kind), zap.String("code", out.Code), zap.Int32("retries", out.Retries))
+		// Completions are the bulk of a busy worker's jobs: debug, as in
+		// Camunda's runtime. Failures and BPMN errors stay visible.
+		level := zap.InfoLevel
+		if out.Kind == job.Complete {
+			level = zap.DebugLevel
+		}
+		log.write(level, "job done", zap.Stringer("command", out.Kind), zap.String("code", out.Code), zap.Int32("retries", out.Retries))
 	case status.Code(err) == codes.NotFound:
-		log.Info("job no longer exists (timed out or canceled); command dropped", zap.Stringer("command", out.Kind))
+		log.write(zap.InfoLevel, "job no longer exists (timed out or canceled); command dropped", zap.Stringer("command", out.Kind))
 	default:
-		log.Error("job command failed; the gateway re-activates the job after its timeout", zap.Stringer("command", out.Kind), zap.Error(err))
+		log.write(zap.ErrorLevel, "job command failed; the gateway re-activates the job after its timeout", zap.Stringer("command", out.Kind), zap.Error(err))
 	}
 }
 
