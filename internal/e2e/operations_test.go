@@ -101,12 +101,12 @@ func TestGraphFailuresBecomeTheContractsErrors(t *testing.T) {
 		sent    int // requests that reached the path, -1 = do not check
 	}
 	cases := []struct {
-		name   string
-		fault  *graphsim.Fault
-		vars   map[string]any
-		want   want
-		path   string
-		before func()
+		name    string
+		fault   *graphsim.Fault
+		vars    map[string]any
+		want    want
+		path    string
+		headers map[string]string // beside retryBackoff
 	}{
 		{name: "400 invalid recipients", vars: send("someone@nowhere.example"),
 			fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Status: 400, Code: "ErrorInvalidRecipients", Message: "At least one recipient is not valid."},
@@ -123,8 +123,9 @@ func TestGraphFailuresBecomeTheContractsErrors(t *testing.T) {
 			want: want{"408", 2, "may have been sent", 1}, path: "/sendMail"},
 		{name: "oversized response", vars: listInbox(alice), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, OversizeBytes: 200 << 10},
 			want: want{"RESPONSE_TOO_LARGE", 0, "65536", 1}, path: "/messages"},
+		// The body is checked where it is read: here by the result variable.
 		{name: "malformed JSON", vars: listInbox(alice), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, Status: 200, Body: []byte(`{"value": [`)},
-			want: want{"502", 2, "JSON", -1}, path: "/messages"},
+			want: want{"502", 2, "malformed JSON from Graph", -1}, path: "/messages", headers: map[string]string{"resultVariable": "r"}},
 		{name: "path injection", vars: listInbox("alice@contoso.example/../bob@contoso.example"),
 			want: want{"INVALID_INPUT", 0, "operation.userId", 0}, path: "/users/"},
 		{name: "folder id injection", vars: map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": ".."})},
@@ -141,7 +142,11 @@ func TestGraphFailuresBecomeTheContractsErrors(t *testing.T) {
 			if c.fault != nil {
 				e.Graph.InjectFault(*c.fault)
 			}
-			j := e.wait(t, e.submit(c.vars, map[string]string{"retryBackoff": "PT1S"}))
+			headers := map[string]string{"retryBackoff": "PT1S"}
+			for k, v := range c.headers {
+				headers[k] = v
+			}
+			j := e.wait(t, e.submit(c.vars, headers))
 			require.True(t, strings.HasPrefix(j.ErrorMessage, c.want.code+": "), "message %q", j.ErrorMessage)
 			require.Contains(t, j.ErrorMessage, c.want.contain)
 			require.Equal(t, c.want.retries, j.Retries, j.ErrorMessage)

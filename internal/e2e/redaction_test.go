@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,7 +26,10 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		wrongSecret   = "wrong-client-S3CRET"                 // refused by the token endpoint
 		quoteSecret   = `quote"and\backslash-S3CRET`          // JSON-escaped in variables and logs
 	)
-	tokens := make(chan string, 100)
+	// Jobs that failed with retries left keep calling Graph in the
+	// background, so the set is read under its lock, never closed.
+	var tokensMu sync.Mutex
+	tokens := map[string]bool{}
 	e := start(t, sandbox.Options{
 		Secrets: map[string]string{
 			"SECRET_MAILBOX": mailboxSecret, "SECRET_SUBJECT": subjectSecret, "SECRET_BEARER": bearerSecret,
@@ -34,7 +38,9 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		// Record the access tokens Graph receives: they are secrets too. The
 		// check accepts every token; the refused bearer is a fault below.
 		Graph: []graphsim.Option{graphsim.WithTokenCheck(func(tok string) error {
-			tokens <- tok
+			tokensMu.Lock()
+			tokens[tok] = true
+			tokensMu.Unlock()
 			return nil
 		})},
 	})
@@ -84,11 +90,12 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		}
 		e.wait(t, e.submit(j.vars, j.headers))
 	}
-	close(tokens)
+	tokensMu.Lock()
 	seen := map[string]bool{}
 	for tok := range tokens {
 		seen[tok] = true
 	}
+	tokensMu.Unlock()
 	require.NotEmpty(t, seen)
 
 	// Everything that left the process, as text.

@@ -328,13 +328,7 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.statusError(resp, raw, ci)
 	}
-	decoded, rawJSON, err := decodeBody(resp.Header, raw)
-	if err != nil {
-		e := connerr.New("502", "malformed JSON from Graph: %v", err)
-		e.Variables = map[string]any{"response": c.responseVar(resp.StatusCode, resp.Header, truncateString(string(raw)))}
-		e.Cause = err
-		return nil, e
-	}
+	decoded, rawJSON := decodeBody(resp.Header, raw)
 	return &Response{Status: resp.StatusCode, Headers: headerMap(resp.Header), Body: decoded, Raw: rawJSON}, nil
 }
 
@@ -407,12 +401,12 @@ func (c *Client) statusError(resp *http.Response, raw []byte, ci *callInfo) *con
 		text += fmt.Sprintf(" (gave up after %d attempts)", ci.attempts)
 	}
 	// Error bodies are small and always shown to the process: decode now.
-	body, rawJSON, err := decodeBody(resp.Header, raw)
-	switch {
-	case err != nil:
-		body = string(raw)
-	case rawJSON != nil:
-		body, _ = decodeJSON(rawJSON)
+	body, rawJSON := decodeBody(resp.Header, raw)
+	if rawJSON != nil {
+		var err error
+		if body, err = decodeJSON(rawJSON); err != nil {
+			body = string(raw)
+		}
 	}
 	if s, ok := body.(string); ok {
 		body = truncateString(s)

@@ -90,7 +90,7 @@ func TestDoBuildsRequestAndResponse(t *testing.T) {
 	if l, ok := resp.Headers["x-multi"].([]any); !ok || len(l) != 2 || l[0] != "a" {
 		t.Errorf("x-multi = %#v, want [a b]", resp.Headers["x-multi"])
 	}
-	body := resp.JSONBody().(map[string]any)
+	body := jsonBody(t, resp).(map[string]any)
 	item := body["value"].([]any)[0].(map[string]any)
 	if item["size"] != json.Number("12345678901234567890") {
 		t.Errorf("number not kept exactly: %#v", item["size"])
@@ -271,6 +271,11 @@ func TestBodies(t *testing.T) {
 			c, _ := newTestClient(t, s.URL)
 			resp, err := c.Do(context.Background(), &fakeCreds{}, Request{UserID: "u@x.com"})
 			if tc.code != "" {
+				// JSON is checked where it is read, not when it arrives.
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = resp.JSONBody()
 				ce := asConnErr(t, err)
 				if ce.Code != tc.code || ce.Final || !strings.HasPrefix(ce.Message, "malformed JSON from Graph: ") {
 					t.Errorf("%+v", ce)
@@ -280,7 +285,7 @@ func TestBodies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gb, _ := json.Marshal(resp.JSONBody())
+			gb, _ := json.Marshal(jsonBody(t, resp))
 			wb, _ := json.Marshal(tc.want)
 			if string(gb) != string(wb) {
 				t.Errorf("body = %s, want %s", gb, wb)
@@ -554,7 +559,7 @@ func TestSendRetriedOn429WithSameBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Status != 202 || resp.JSONBody() != nil {
+	if resp.Status != 202 || jsonBody(t, resp) != nil {
 		t.Errorf("%+v", resp)
 	}
 	if len(bodies) != 2 || bodies[0] != bodies[1] || bodies[0] == "" {
@@ -649,7 +654,7 @@ func TestResponseCap(t *testing.T) {
 		})
 		c, _ := newTestClient(t, s.URL, capped)
 		resp, err := c.Do(context.Background(), &fakeCreds{}, Request{UserID: "u@x.com"})
-		if err != nil || len(resp.JSONBody().(string)) != limit {
+		if err != nil || len(jsonBody(t, resp).(string)) != limit {
 			t.Fatalf("%v", err)
 		}
 	})

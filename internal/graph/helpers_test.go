@@ -142,3 +142,13 @@ func okJSON(w http.ResponseWriter, body string) {
 	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
 	_, _ = w.Write([]byte(body))
 }
+
+// jsonBody is the decoded body of a response whose JSON must be valid.
+func jsonBody(t testing.TB, r *Response) any {
+	t.Helper()
+	b, err := r.JSONBody()
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	return b
+}

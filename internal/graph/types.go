@@ -3,6 +3,8 @@ package graph
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 )
 
 // Credentials yields the bearer token for Graph requests. The auth package
@@ -28,28 +30,37 @@ type Response struct {
 	Raw json.RawMessage
 }
 
-// JSONBody returns the body, decoding Raw on first use. Not safe for
-// concurrent use; a response belongs to one job.
-func (r *Response) JSONBody() any {
+// JSONBody returns the body, decoding Raw on first use. Malformed JSON is
+// the contract's retryable "502". Not safe for concurrent use; a response
+// belongs to one job.
+func (r *Response) JSONBody() (any, error) {
 	if r.Raw != nil {
-		if v, err := decodeJSON(r.Raw); err == nil {
-			r.Body = v
-		} else {
-			r.Body = string(r.Raw) // not reached: Raw was validated
+		v, err := decodeJSON(r.Raw)
+		if err != nil {
+			e := connerr.New("502", "malformed JSON from Graph: %v", err)
+			e.Variables = map[string]any{"response": map[string]any{
+				"status": r.Status, "headers": r.Headers, "body": truncateString(string(r.Raw)),
+			}}
+			e.Cause = err
+			return nil, e
 		}
-		r.Raw = nil
+		r.Body, r.Raw = v, nil
 	}
-	return r.Body
+	return r.Body, nil
 }
 
 // AsMap is the response object as process variables see it.
-func (r *Response) AsMap() map[string]any {
+func (r *Response) AsMap() (map[string]any, error) {
 	if r == nil {
-		return nil
+		return nil, nil
+	}
+	body, err := r.JSONBody()
+	if err != nil {
+		return nil, err
 	}
 	h := r.Headers
 	if h == nil {
 		h = map[string]any{}
 	}
-	return map[string]any{"status": r.Status, "headers": h, "body": r.JSONBody()}
+	return map[string]any{"status": r.Status, "headers": h, "body": body}, nil
 }

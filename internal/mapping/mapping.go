@@ -109,7 +109,10 @@ func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
 		// Nothing reads the response: its body is never decoded.
 		return Outcome{Kind: job.Complete, Variables: vars}
 	}
-	respMap := resp.AsMap()
+	respMap, err := resp.AsMap()
+	if err != nil {
+		return p.Failure(connerr.From(err), retries)
+	}
 	if p.resultVariable != "" {
 		vars[p.resultVariable] = respMap
 	}

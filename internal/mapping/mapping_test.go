@@ -189,3 +189,19 @@ func TestBodyIsDecodedOnlyWhenAHeaderReadsIt(t *testing.T) {
 	out = plan(t, map[string]string{"resultExpression": "={s: body.value[1].subject}"}).Success(r, 3)
 	require.Equal(t, "a", out.Variables["s"])
 }
+
+func TestMalformedBodyFailsWhereItIsRead(t *testing.T) {
+	bad := func() *graph.Response {
+		return &graph.Response{Status: 200, Headers: map[string]any{}, Raw: []byte(`{"value": [`)}
+	}
+	out := plan(t, map[string]string{"resultVariable": "r", "retryBackoff": "PT10S"}).Success(bad(), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Equal(t, int32(2), out.Retries)
+	require.Equal(t, 10*time.Second, out.Backoff)
+	require.Contains(t, out.Message, "502: malformed JSON from Graph")
+
+	out = plan(t, map[string]string{"errorExpression": `=if error.code = "502" then bpmnError("BAD_GRAPH", error.message) else null`}).Success(bad(), 3)
+	require.Equal(t, job.ThrowError, out.Kind, "the error expression sees the failure")
+
+	require.Equal(t, job.Complete, plan(t, nil).Success(bad(), 3).Kind, "nothing reads it")
+}

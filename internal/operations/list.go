@@ -120,7 +120,11 @@ func (c *listCall) Run(ctx context.Context, gc *graph.Client, creds graph.Creden
 // not fetched. The merged body is held to the client's response cap, as each
 // page is.
 func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, userID string, first *graph.Response, maxResults int) (*graph.Response, error) {
-	body, ok := first.JSONBody().(map[string]any)
+	decoded, err := first.JSONBody()
+	if err != nil {
+		return nil, err
+	}
+	body, ok := decoded.(map[string]any)
 	if !ok {
 		return first, nil
 	}
@@ -157,7 +161,11 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 		if err != nil {
 			return nil, err
 		}
-		pb, ok := page.JSONBody().(map[string]any)
+		decoded, err := page.JSONBody()
+		if err != nil {
+			return nil, err
+		}
+		pb, ok := decoded.(map[string]any)
 		if !ok {
 			return nil, connerr.New("502", "a page of @odata.nextLink is not a JSON object")
 		}

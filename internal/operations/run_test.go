@@ -126,9 +126,9 @@ func wantErr(t *testing.T, err error, code, msgPrefix string) *connerr.Error {
 
 func values(t *testing.T, r *graph.Response) []any {
 	t.Helper()
-	v, ok := r.JSONBody().(map[string]any)["value"].([]any)
+	v, ok := jsonBody(t, r).(map[string]any)["value"].([]any)
 	if !ok {
-		t.Fatalf("no value list in %v", r.JSONBody())
+		t.Fatalf("no value list in %v", jsonBody(t, r))
 	}
 	return v
 }
@@ -161,10 +161,10 @@ func TestCreateMailFolderAndChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != 201 || r.JSONBody().(map[string]any)["displayName"] != "Invoices" {
+	if r.Status != 201 || jsonBody(t, r).(map[string]any)["displayName"] != "Invoices" {
 		t.Fatalf("%+v", r)
 	}
-	id := r.JSONBody().(map[string]any)["id"].(string)
+	id := jsonBody(t, r).(map[string]any)["id"].(string)
 	if _, err := e.run(t, `{"operation":{"type":"createMailFolder","userId":"`+anna+`","parentFolderId":"`+id+`"},"folder":{"displayName":"2025","isHidden":true}}`); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestListMessagesPaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := r.JSONBody().(map[string]any)
+	body := jsonBody(t, r).(map[string]any)
 	if len(values(t, r)) != 10 || body["@odata.nextLink"] == nil {
 		t.Fatalf("first page: %d items, nextLink %v", len(values(t, r)), body["@odata.nextLink"])
 	}
@@ -253,7 +253,7 @@ func TestListMessagesPaging(t *testing.T) {
 		if len(v) != tc.want {
 			t.Errorf("maxResults %d: %d items, want %d", tc.max, len(v), tc.want)
 		}
-		body := r.JSONBody().(map[string]any)
+		body := jsonBody(t, r).(map[string]any)
 		if _, ok := body["@odata.nextLink"]; ok {
 			t.Errorf("maxResults %d: nextLink kept: %v", tc.max, body["@odata.nextLink"])
 		}
@@ -286,7 +286,7 @@ func TestListMessagesMergedBodyCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page, _ := json.Marshal(r.JSONBody())
+	page, _ := json.Marshal(jsonBody(t, r))
 	if len(page)*6 < 2*limit {
 		t.Fatalf("test data too small: a page is %d bytes", len(page))
 	}
@@ -376,7 +376,9 @@ func TestGraphErrors(t *testing.T) {
 	t.Run("malformed JSON", func(t *testing.T) {
 		e := newEnv(t, nil)
 		e.sim.InjectFault(graphsim.Fault{Path: `/messages$`, Body: []byte(`{"value":[`)})
-		_, err := e.run(t, `{"operation":{"type":"listMessages","userId":"`+anna+`"}}`)
+		// Paging reads the body inside the operation; a single page is
+		// read by result mapping.
+		_, err := e.run(t, `{"operation":{"type":"listMessages","userId":"`+anna+`","maxResults":5}}`)
 		ce := wantErr(t, err, "502", "malformed JSON from Graph: ")
 		if ce.Final {
 			t.Error("malformed JSON should leave retries to the job")
@@ -560,7 +562,17 @@ func TestResponseShapeIsJSONable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := json.Marshal(r.AsMap()); err != nil {
+	if _, err := json.Marshal(jsonBody(t, r)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// jsonBody is the decoded body of a response whose JSON must be valid.
+func jsonBody(t testing.TB, r *graph.Response) any {
+	t.Helper()
+	b, err := r.JSONBody()
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	return b
 }
