@@ -257,9 +257,14 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		resp.Body.Close()
 		return nil, t.tooLarge()
 	}
+	// ReadFrom wants bytes.MinRead free before each read, EOF included:
+	// room for it saves a doubling copy. Without a length (chunked), start
+	// at a typical page of messages rather than at 512 bytes.
 	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	} else {
+		buf.Grow(int(min(limit+1, 16<<10)))
 	}
 	// One byte more than allowed tells "too large" from "exactly the cap",
 	// whatever Content-Length claimed.
