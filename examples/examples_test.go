@@ -1,7 +1,6 @@
 package examples
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -15,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -251,23 +249,6 @@ func applyInputs(tk *task, scope map[string]any) (map[string]any, error) {
 
 // ---- the harness: sandbox plus a token walker over the process graph
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 const (
 	tenant             = "contoso"
 	confidentialClient = "examples-app"
@@ -285,7 +266,7 @@ type harness struct {
 	t          *testing.T
 	env        *sandbox.Env
 	secretsDir string
-	logs       *syncBuffer
+	logs       *sandbox.LogBuffer
 }
 
 // start runs the sandbox with the secrets the README lists: the client
@@ -294,7 +275,7 @@ type harness struct {
 // simulators run.
 func start(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, secretsDir: t.TempDir(), logs: &syncBuffer{}}
+	h := &harness{t: t, secretsDir: t.TempDir(), logs: &sandbox.LogBuffer{}}
 	env, err := sandbox.Start(sandbox.Options{
 		Logs:      h.logs,
 		LogLevel:  "debug",

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,33 +12,15 @@ import (
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
 )
 
-// syncBuffer collects log lines from concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	*sandbox.Env
-	logs     *syncBuffer
+	logs     *sandbox.LogBuffer
 	mgmtAddr chan string
 }
 
 func start(t *testing.T, o sandbox.Options) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}, mgmtAddr: make(chan string, 1)}
+	e := &env{logs: &sandbox.LogBuffer{}, mgmtAddr: make(chan string, 1)}
 	o.Logs = e.logs
 	if o.LogLevel == "" {
 		o.LogLevel = "debug"
