@@ -7,7 +7,6 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -67,16 +66,7 @@ func StartSims(mailboxes []string, latency time.Duration) (*Sims, error) {
 	}
 	id.RegisterClient(ClientID, ClientSecret)
 	g, err := graphsim.New(
-		graphsim.WithTokenCheck(func(token string) error {
-			switch err := id.Validate(token); {
-			case err == nil:
-				return nil
-			case errors.Is(err, identitysim.ErrExpired):
-				return graphsim.ErrTokenExpired
-			default:
-				return graphsim.ErrTokenInvalid
-			}
-		}),
+		graphsim.WithTokenCheck(id.GraphTokenCheck),
 		graphsim.WithLatency(latency),
 		// The log is only read for spot checks; a small one keeps the
 		// load generator's own memory flat.

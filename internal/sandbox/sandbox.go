@@ -5,7 +5,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -56,16 +55,7 @@ func Start(o Options) (*Env, error) {
 		return nil, err
 	}
 	id.RegisterClient(clientID, clientSecret)
-	g, err := graphsim.New(append([]graphsim.Option{graphsim.WithTokenCheck(func(token string) error {
-		switch err := id.Validate(token); {
-		case err == nil:
-			return nil
-		case errors.Is(err, identitysim.ErrExpired):
-			return graphsim.ErrTokenExpired
-		default:
-			return graphsim.ErrTokenInvalid
-		}
-	})}, o.Graph...)...)
+	g, err := graphsim.New(append([]graphsim.Option{graphsim.WithTokenCheck(id.GraphTokenCheck)}, o.Graph...)...)
 	if err != nil {
 		id.Close()
 		return nil, err

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/graphsim"
 )
 
 // Errors returned by Validate.
@@ -532,4 +534,18 @@ func uuid() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// GraphTokenCheck is Validate in the Graph simulator's terms, for
+// graphsim.WithTokenCheck: Graph then accepts exactly the tokens this
+// endpoint issued and answers 401 for expired or unknown ones.
+func (s *Server) GraphTokenCheck(token string) error {
+	switch err := s.Validate(token); {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrExpired):
+		return graphsim.ErrTokenExpired
+	default:
+		return graphsim.ErrTokenInvalid
+	}
 }
