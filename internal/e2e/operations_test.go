@@ -252,3 +252,13 @@ func TestUnknownOperationIsAnIncidentAndATestOperationCompletes(t *testing.T) {
 		require.Contains(t, j.ErrorMessage, "INVALID_INPUT: "+want)
 	}
 }
+
+// Task headers are not secret-substituted (contract section 5): a
+// placeholder in a result expression stays text.
+func TestHeadersAreNotSecretSubstituted(t *testing.T) {
+	e := start(t, sandbox.Options{Secrets: map[string]string{"SECRET_TOPIC": "resolved-topic-value"}})
+	j := e.wait(t, e.submit(map[string]any{"operation": op("listMailFolders", alice, nil)},
+		map[string]string{"resultExpression": `={note: "{{secrets.TOPIC}}"}`}))
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	require.Equal(t, "{{secrets.TOPIC}}", j.Variables["note"])
+}
