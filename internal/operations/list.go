@@ -107,7 +107,15 @@ type listCall struct {
 func (c *listCall) UserID() string { return c.userID }
 
 func (c *listCall) Run(ctx context.Context, gc *graph.Client, creds graph.Credentials) (*graph.Response, error) {
-	resp, err := gc.Do(ctx, creds, graph.Request{Method: http.MethodGet, UserID: c.userID, Path: c.path, Query: c.query})
+	query := c.query
+	if c.maxResults > 0 && !query.Has("$top") {
+		// Graph's default page of 10 would turn maxResults 500 into 50
+		// requests against the mailbox's throttling budget; nextLink keeps
+		// the page size.
+		query = cloneValues(query)
+		query.Set("$top", strconv.Itoa(min(c.maxResults, MaxTop)))
+	}
+	resp, err := gc.Do(ctx, creds, graph.Request{Method: http.MethodGet, UserID: c.userID, Path: c.path, Query: query})
 	if err != nil || c.maxResults == 0 {
 		return resp, err
 	}
@@ -212,4 +220,12 @@ func (s *sizeCounter) add(v any) error {
 		s.enc.SetEscapeHTML(false)
 	}
 	return s.enc.Encode(v) // the newline stands for the separating comma
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v)+1)
+	for k, vs := range v {
+		out[k] = vs
+	}
+	return out
 }

@@ -234,9 +234,11 @@ func TestListMessagesPaging(t *testing.T) {
 	for _, tc := range []struct {
 		max, top, want, requests int
 	}{
-		{max: 25, want: 25, requests: 3},
-		{max: 15, want: 15, requests: 2},
-		{max: 100, want: 25, requests: 3},
+		// Without $top, maxResults sets the page size (capped at 1000), so
+		// one request suffices; an explicit $top is kept and paged over.
+		{max: 25, want: 25, requests: 1},
+		{max: 15, want: 15, requests: 1},
+		{max: 100, want: 25, requests: 1},
 		{max: 5, want: 5, requests: 1},
 		{max: 12, top: 4, want: 12, requests: 3},
 	} {
@@ -272,6 +274,19 @@ func TestListMessagesPaging(t *testing.T) {
 				t.Errorf("maxResults %d: duplicate %s", tc.max, id)
 			}
 			seen[id] = true
+		}
+		// The log records a request once answered; wait until it has them all.
+		reqs := e.sim.Requests()
+		for i := 0; i < 400 && len(reqs) < e.sim.Stats().Requests; i++ {
+			time.Sleep(5 * time.Millisecond)
+			reqs = e.sim.Requests()
+		}
+		wantTop := tc.top
+		if wantTop == 0 {
+			wantTop = tc.max
+		}
+		if q := reqs[len(reqs)-tc.requests].RawQuery; !strings.Contains(q, fmt.Sprintf("%%24top=%d", wantTop)) && !strings.Contains(q, fmt.Sprintf("$top=%d", wantTop)) {
+			t.Errorf("maxResults %d: first request's query %q lacks $top=%d", tc.max, q, wantTop)
 		}
 	}
 }
