@@ -646,47 +646,27 @@ func registerLists() {
 	}
 	minmax("min", -1)
 	minmax("max", 1)
-	reg("sum", []string{"list"}, func(s *state, a []Value) (Value, error) {
-		l, ok := listArg(a)
-		if !ok {
-			return null()
-		}
-		if len(l) == 0 {
-			return null()
-		}
-		acc := apd.New(0, 0)
-		for _, it := range l {
-			d, ok := norm(it).(*apd.Decimal)
-			if !ok {
+	// fold combines a non-empty list of numbers; any non-number, or an
+	// arithmetic failure, is null.
+	fold := func(name string, unit int64, op decFn) {
+		reg(name, []string{"list"}, func(s *state, a []Value) (Value, error) {
+			nums, ok := numList(a)
+			if !ok || len(nums) == 0 {
 				return null()
 			}
-			r, _ := decOp(decCtx.Add, acc, d).(*apd.Decimal)
-			if r == nil {
-				return null()
+			acc := apd.New(unit, 0)
+			for _, d := range nums {
+				r, _ := decOp(op, acc, d).(*apd.Decimal)
+				if r == nil {
+					return null()
+				}
+				acc = r
 			}
-			acc = r
-		}
-		return acc, nil
-	})
-	reg("product", []string{"list"}, func(s *state, a []Value) (Value, error) {
-		l, ok := listArg(a)
-		if !ok || len(l) == 0 {
-			return null()
-		}
-		acc := apd.New(1, 0)
-		for _, it := range l {
-			d, ok := norm(it).(*apd.Decimal)
-			if !ok {
-				return null()
-			}
-			r, _ := decOp(decCtx.Mul, acc, d).(*apd.Decimal)
-			if r == nil {
-				return null()
-			}
-			acc = r
-		}
-		return acc, nil
-	})
+			return acc, nil
+		})
+	}
+	fold("sum", 0, decCtx.Add)
+	fold("product", 1, decCtx.Mul)
 	reg("mean", []string{"list"}, func(s *state, a []Value) (Value, error) {
 		nums, ok := numList(a)
 		if !ok || len(nums) == 0 {

@@ -614,15 +614,10 @@ func temporalProperty(v Value, name string) (Value, bool) {
 			return num(isoWeekday(x.t)), true
 		}
 	case DateTime:
+		if p, ok := temporalProperty(Date{t: x.t}, name); ok {
+			return p, true // the date part's properties
+		}
 		switch name {
-		case "year":
-			return num(x.t.Year()), true
-		case "month":
-			return num(int(x.t.Month())), true
-		case "day":
-			return num(x.t.Day()), true
-		case "weekday":
-			return num(isoWeekday(x.t)), true
 		case "hour":
 			return num(x.t.Hour()), true
 		case "minute":
