@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -84,7 +83,9 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	// Headers first: a broken expression must never cost a sent mail.
 	plan, err := p.mapper.Prepare(j.Headers)
 	if err != nil {
-		return inputFailure(err, "")
+		// Header errors are final input errors: a plan without headers
+		// maps them like any other.
+		return new(mapping.Plan).Failure(connerr.From(err), j.Retries)
 	}
 	fail := func(err error, op string) job.Outcome {
 		cerr := connerr.From(err)
@@ -136,15 +137,6 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	return out
 }
 
-func inputFailure(err error, op string) job.Outcome {
-	cerr := connerr.From(err)
-	return job.Outcome{
-		Kind: job.Fail, Retries: 0, Code: cerr.Code, Operation: op,
-		Message:   cerr.Code + ": " + cerr.Message,
-		Variables: map[string]any{"error": cerr.AsMap()},
-	}
-}
-
 // decodeVariables keeps only the connector's variables (the gateway
 // already filters them; a test gateway or an old broker may not).
 func decodeVariables(doc string) (map[string]any, error) {
@@ -173,36 +165,11 @@ func operationType(vars map[string]any) (string, error) {
 	}
 	m, ok := raw.(map[string]any)
 	if !ok {
-		return "", connerr.Input("operation", "expected a context such as {type: \"listMessages\", userId: ...}, got %s", kind(raw))
+		return "", connerr.Input("operation", "expected a context such as {type: \"listMessages\", userId: ...}, got %s", connerr.Describe(raw))
 	}
 	t, ok := m["type"].(string)
 	if !ok || strings.TrimSpace(t) == "" {
-		return "", connerr.Input("operation.type", "expected the operation name as a string, got %s", kind(m["type"]))
+		return "", connerr.Input("operation.type", "expected the operation name as a string, got %s", connerr.Describe(m["type"]))
 	}
 	return strings.TrimSpace(t), nil
-}
-
-func kind(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return fmt.Sprintf("the string %q", truncate(t, 60))
-	case bool:
-		return "a boolean"
-	case json.Number, float64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a context"
-	}
-	return "an unexpected value"
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -235,7 +235,7 @@ func (p *Plan) evalError(vars map[string]any, retries int32, cerr *connerr.Error
 		}
 		v, ok := ctx["variables"].(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("variables must be a context, got %s", describe(ctx["variables"]))
+			return nil, fmt.Errorf("variables must be a context, got %s", connerr.Describe(ctx["variables"]))
 		}
 		return v, nil
 	}
@@ -266,7 +266,7 @@ func (p *Plan) evalError(vars map[string]any, retries int32, cerr *connerr.Error
 			}
 			left = int32(min(n, 1<<30))
 		} else if ctx["retries"] != nil {
-			return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retries must be a number, got %s", describe(ctx["retries"]))), true
+			return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retries must be a number, got %s", connerr.Describe(ctx["retries"]))), true
 		}
 		var backoff time.Duration
 		switch b := ctx["retryBackoff"].(type) {
@@ -278,7 +278,7 @@ func (p *Plan) evalError(vars map[string]any, retries int32, cerr *connerr.Error
 			}
 			backoff = d
 		default:
-			return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retryBackoff must be a duration, got %s", describe(b))), true
+			return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retryBackoff must be a duration, got %s", connerr.Describe(b))), true
 		}
 		msg := str("message")
 		vars := map[string]any{}
@@ -315,25 +315,7 @@ func asContext(v feel.Value) (map[string]any, error) {
 	case map[string]any:
 		return t, nil
 	}
-	return nil, fmt.Errorf("expected the expression to return a context such as {name: value}, got %s", describe(j))
-}
-
-func describe(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a context"
-	}
-	return fmt.Sprintf("%T", v)
+	return nil, fmt.Errorf("expected the expression to return a context such as {name: value}, got %s", connerr.Describe(j))
 }
 
 func keys(m map[string]any) string {

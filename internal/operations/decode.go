@@ -16,34 +16,6 @@ import (
 // "true"/"false" strings are booleans, integral numbers and numeric strings
 // are integers, and null is the same as absent.
 
-// describe names a value's type and, for scalars, the value, for messages
-// such as `expected an integer, got string "ten"`.
-func describe(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		if len(t) > 60 {
-			t = t[:57] + "..."
-		}
-		return fmt.Sprintf("string %q", t)
-	case bool:
-		return fmt.Sprintf("boolean %v", t)
-	case json.Number:
-		return "number " + t.String()
-	case float64:
-		return "number " + strconv.FormatFloat(t, 'g', -1, 64)
-	case float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return fmt.Sprintf("number %v", t)
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a context"
-	default:
-		return fmt.Sprintf("a value of type %T", v)
-	}
-}
-
 // DecodeInto converts raw, the value of variable, into *dst (a *string,
 // *bool, *int, *[]any or *map[string]any) with the lenient conversions
 // above. A null raw leaves *dst unchanged. Errors are INVALID_INPUT naming
@@ -56,7 +28,7 @@ func DecodeInto(raw any, variable string, dst any) error {
 	case *string:
 		s, ok := raw.(string)
 		if !ok {
-			return connerr.Input(variable, "expected a string, got %s", describe(raw))
+			return connerr.Input(variable, "expected a string, got %s", connerr.Describe(raw))
 		}
 		*p = s
 	case *bool:
@@ -70,27 +42,27 @@ func DecodeInto(raw any, variable string, dst any) error {
 			case "false":
 				*p = false
 			default:
-				return connerr.Input(variable, "expected a boolean, got %s", describe(raw))
+				return connerr.Input(variable, "expected a boolean, got %s", connerr.Describe(raw))
 			}
 		default:
-			return connerr.Input(variable, "expected a boolean, got %s", describe(raw))
+			return connerr.Input(variable, "expected a boolean, got %s", connerr.Describe(raw))
 		}
 	case *int:
 		n, ok := toInt(raw)
 		if !ok {
-			return connerr.Input(variable, "expected an integer, got %s", describe(raw))
+			return connerr.Input(variable, "expected an integer, got %s", connerr.Describe(raw))
 		}
 		*p = n
 	case *[]any:
 		l, ok := raw.([]any)
 		if !ok {
-			return connerr.Input(variable, "expected a list, got %s", describe(raw))
+			return connerr.Input(variable, "expected a list, got %s", connerr.Describe(raw))
 		}
 		*p = l
 	case *map[string]any:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			return connerr.Input(variable, "expected a context, got %s", describe(raw))
+			return connerr.Input(variable, "expected a context, got %s", connerr.Describe(raw))
 		}
 		*p = m
 	default:
@@ -174,7 +146,7 @@ func (d *decoder) get(path string) (any, bool) {
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
-			d.fail(connerr.Input(strings.Join(parts[:i+1], "."), "expected a context, got %s", describe(v)))
+			d.fail(connerr.Input(strings.Join(parts[:i+1], "."), "expected a context, got %s", connerr.Describe(v)))
 			return nil, false
 		}
 		cur = m
@@ -283,7 +255,7 @@ func (d *decoder) oneOf(path string, values []string, def string) string {
 	}
 	s, isStr := v.(string)
 	if !isStr {
-		d.fail(connerr.Input(path, "expected one of %s, got %s", strings.Join(values, ", "), describe(v)))
+		d.fail(connerr.Input(path, "expected one of %s, got %s", strings.Join(values, ", "), connerr.Describe(v)))
 		return def
 	}
 	s = strings.TrimSpace(s)
@@ -295,6 +267,6 @@ func (d *decoder) oneOf(path string, values []string, def string) string {
 			return val
 		}
 	}
-	d.fail(connerr.Input(path, "expected one of %s, got %s", strings.Join(values, ", "), describe(v)))
+	d.fail(connerr.Input(path, "expected one of %s, got %s", strings.Join(values, ", "), connerr.Describe(v)))
 	return def
 }

@@ -75,7 +75,7 @@ func decodeQuery(d *decoder) url.Values {
 			case bool:
 				q.Set(k, strconv.FormatBool(t))
 			default:
-				d.fail(connerr.Input(variable, "expected a string, number or boolean, got %s", describe(v)))
+				d.fail(connerr.Input(variable, "expected a string, number or boolean, got %s", connerr.Describe(v)))
 				return nil
 			}
 		}

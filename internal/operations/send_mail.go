@@ -141,7 +141,7 @@ func decodeRecipients(d *decoder, f Field) []any {
 			items = []any{t}
 		}
 	default:
-		d.fail(connerr.Input(f.Path, "expected a list of e-mail addresses, got %s", describe(v)))
+		d.fail(connerr.Input(f.Path, "expected a list of e-mail addresses, got %s", connerr.Describe(v)))
 		return nil
 	}
 	if len(items) == 0 {
@@ -167,20 +167,20 @@ func decodeRecipients(d *decoder, f Field) []any {
 			}
 			a, ok := t["address"].(string)
 			if !ok {
-				d.fail(connerr.Input(f.Path, "%sexpected \"address\" to be a string, got %s", where, describe(t["address"])))
+				d.fail(connerr.Input(f.Path, "%sexpected \"address\" to be a string, got %s", where, connerr.Describe(t["address"])))
 				return nil
 			}
 			addr = a
 			if n, present := t["name"]; present && n != nil {
 				s, ok := n.(string)
 				if !ok {
-					d.fail(connerr.Input(f.Path, "%sexpected \"name\" to be a string, got %s", where, describe(n)))
+					d.fail(connerr.Input(f.Path, "%sexpected \"name\" to be a string, got %s", where, connerr.Describe(n)))
 					return nil
 				}
 				name = s
 			}
 		default:
-			d.fail(connerr.Input(f.Path, "%sexpected an e-mail address or {\"address\", \"name\"}, got %s", where, describe(it)))
+			d.fail(connerr.Input(f.Path, "%sexpected an e-mail address or {\"address\", \"name\"}, got %s", where, connerr.Describe(it)))
 			return nil
 		}
 		addr = strings.TrimSpace(addr)
@@ -226,12 +226,12 @@ func decodeAttachments(d *decoder) ([]any, []attachmentInfo) {
 		where := fmt.Sprintf("item %d: ", i+1)
 		m, ok := it.(map[string]any)
 		if !ok {
-			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected {\"name\", \"contentType\", \"contentBytes\"}, got %s", where, describe(it)))
+			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected {\"name\", \"contentType\", \"contentBytes\"}, got %s", where, connerr.Describe(it)))
 			return nil, nil
 		}
 		name, ok := m["name"].(string)
 		if !ok || strings.TrimSpace(name) == "" {
-			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"name\" to be a non-empty string, got %s", where, describe(m["name"])))
+			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"name\" to be a non-empty string, got %s", where, connerr.Describe(m["name"])))
 			return nil, nil
 		}
 		where = fmt.Sprintf("item %d (%q): ", i+1, name)
@@ -239,7 +239,7 @@ func decodeAttachments(d *decoder) ([]any, []attachmentInfo) {
 		if v, present := m["contentType"]; present && v != nil {
 			s, ok := v.(string)
 			if !ok {
-				d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"contentType\" to be a string, got %s", where, describe(v)))
+				d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"contentType\" to be a string, got %s", where, connerr.Describe(v)))
 				return nil, nil
 			}
 			if strings.TrimSpace(s) != "" {
@@ -248,7 +248,7 @@ func decodeAttachments(d *decoder) ([]any, []attachmentInfo) {
 		}
 		b64, ok := m["contentBytes"].(string)
 		if !ok {
-			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"contentBytes\" to be a base64 string, got %s", where, describe(m["contentBytes"])))
+			d.fail(connerr.Input(fieldAttachments.Path, "%sexpected \"contentBytes\" to be a base64 string, got %s", where, connerr.Describe(m["contentBytes"])))
 			return nil, nil
 		}
 		if len(b64) > MaxInlineRequestBytes {
