@@ -5,7 +5,6 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,14 +142,14 @@ func decodeVariables(doc string) (map[string]any, error) {
 	if strings.TrimSpace(doc) == "" {
 		return map[string]any{}, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(doc)))
+	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.UseNumber()
 	var all map[string]any
 	if err := dec.Decode(&all); err != nil {
 		return nil, connerr.Input("variables", "expected a JSON object of process variables: %v", err)
 	}
-	vars := make(map[string]any, 4)
-	for _, k := range []string{"authentication", "operation", "folder", "message"} {
+	vars := make(map[string]any, len(job.Variables))
+	for _, k := range job.Variables {
 		if v, ok := all[k]; ok {
 			vars[k] = v
 		}

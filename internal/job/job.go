@@ -6,6 +6,10 @@ package job
 
 import "time"
 
+// Variables are the only process variables the connector reads
+// (contract section 1): the worker fetches just these.
+var Variables = []string{"authentication", "operation", "folder", "message"}
+
 // Job is an activated job.
 type Job struct {
 	Key                int64

@@ -15,11 +15,13 @@ import (
 	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/worker"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
 )
 
 // FetchVariables are the connector's fetched variables; the baseline asks
 // for the same so that both move the same bytes.
-var FetchVariables = []string{"authentication", "operation", "folder", "message"}
+var FetchVariables = job.Variables
 
 // BaselineConfig is the bare worker's setup, passed through the environment
 // of the `baseline` subcommand.

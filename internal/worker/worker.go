@@ -25,7 +25,7 @@ import (
 )
 
 // FetchVariables are the only variables a job brings (contract section 1).
-var FetchVariables = []string{"authentication", "operation", "folder", "message"}
+var FetchVariables = job.Variables
 
 // MaxFailMessage is the longest fail message, as in Camunda's runtime.
 const MaxFailMessage = 6000
