@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
@@ -33,8 +34,7 @@ type Outcome = job.Outcome
 // by every job of the process.
 type Mapper struct {
 	cache sync.Map // expression text → compiled
-	size  int64
-	mu    sync.Mutex
+	size  atomic.Int64
 }
 
 // maxCached bounds the cache for processes that generate expression texts.
@@ -50,12 +50,13 @@ func (m *Mapper) compile(text string) (*feel.Expr, error) {
 		return c.(compiled).expr, c.(compiled).err
 	}
 	expr, err := feel.Compile(text)
-	m.mu.Lock()
-	if m.size < maxCached {
-		m.cache.Store(text, compiled{expr, err})
-		m.size++
+	if m.size.Load() < maxCached {
+		// Two jobs compiling the same text at once keep the first result.
+		if c, loaded := m.cache.LoadOrStore(text, compiled{expr, err}); loaded {
+			return c.(compiled).expr, c.(compiled).err
+		}
+		m.size.Add(1)
 	}
-	m.mu.Unlock()
 	return expr, err
 }
 
@@ -98,9 +99,6 @@ func (m *Mapper) header(headers map[string]string, name string) (*feel.Expr, err
 	}
 	return expr, nil
 }
-
-// Backoff is the retryBackoff header (zero when absent).
-func (p *Plan) Backoff() time.Duration { return p.backoff }
 
 // Success maps a Graph response.
 func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -204,4 +205,17 @@ func TestMalformedBodyFailsWhereItIsRead(t *testing.T) {
 	require.Equal(t, job.ThrowError, out.Kind, "the error expression sees the failure")
 
 	require.Equal(t, job.Complete, plan(t, nil).Success(bad(), 3).Kind, "nothing reads it")
+}
+
+func TestExpressionCacheIsBounded(t *testing.T) {
+	var m Mapper
+	for i := 0; i < maxCached+50; i++ {
+		p, err := m.Prepare(map[string]string{"resultExpression": fmt.Sprintf("={n: %d}", i)})
+		require.NoError(t, err)
+		require.Equal(t, json.Number(fmt.Sprint(i)), p.Success(messages(), 3).Variables["n"], "expressions past the bound still work")
+	}
+	n := 0
+	m.cache.Range(func(any, any) bool { n++; return true })
+	require.Equal(t, maxCached, n)
+	require.Equal(t, int64(maxCached), m.size.Load())
 }
