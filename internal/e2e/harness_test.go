@@ -52,9 +52,10 @@ func (e *env) submit(vars map[string]any, headers map[string]string) int64 {
 }
 
 func ended(j zeebesim.Job) bool {
-	switch j.State {
-	case zeebesim.StateCompleted, zeebesim.StateErrorThrown, zeebesim.StateIncident:
+	if j.Ended() {
 		return true
+	}
+	switch j.State {
 	case zeebesim.StateFailed, zeebesim.StateActivatable:
 		return j.Activations > 0 && j.ErrorMessage != ""
 	}

@@ -148,14 +148,6 @@ func CreateJobs(s *Sims, sc Scenario) []int64 {
 	return keys
 }
 
-func ended(j zeebesim.Job) bool {
-	switch j.State {
-	case zeebesim.StateCompleted, zeebesim.StateErrorThrown, zeebesim.StateIncident:
-		return true
-	}
-	return false
-}
-
 // AwaitEnded waits until every job has ended. It walks the keys with a
 // cursor (jobs end roughly in key order), which keeps the load
 // generator's own CPU use negligible next to the worker's.
@@ -166,7 +158,7 @@ func AwaitEnded(ctx context.Context, g *zeebesim.Gateway, keys []int64, exited <
 	for {
 		for cursor < len(keys) {
 			j, ok := g.Job(keys[cursor])
-			if !ok || !ended(j) {
+			if !ok || !j.Ended() {
 				break
 			}
 			cursor++

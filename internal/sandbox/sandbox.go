@@ -216,7 +216,7 @@ func (e *Env) Play(ctx context.Context, steps []*Step) error {
 		// The first steps depend on each other (the mail must arrive before
 		// the burst reads it); the burst goes at once.
 		if !strings.HasPrefix(s.Name, "burst") {
-			if err := e.Zeebe.AwaitJobs(ctx, []int64{s.key}, ended); err != nil {
+			if err := e.Zeebe.AwaitJobs(ctx, []int64{s.key}, zeebesim.Job.Ended); err != nil {
 				return err
 			}
 		}
@@ -225,7 +225,7 @@ func (e *Env) Play(ctx context.Context, steps []*Step) error {
 	for i, s := range steps {
 		keys[i] = s.key
 	}
-	if err := e.Zeebe.AwaitJobs(ctx, keys, ended); err != nil {
+	if err := e.Zeebe.AwaitJobs(ctx, keys, zeebesim.Job.Ended); err != nil {
 		return err
 	}
 	for _, s := range steps {
@@ -233,14 +233,6 @@ func (e *Env) Play(ctx context.Context, steps []*Step) error {
 		s.Outcome, s.Detail = describe(j)
 	}
 	return nil
-}
-
-func ended(j zeebesim.Job) bool {
-	switch j.State {
-	case zeebesim.StateCompleted, zeebesim.StateErrorThrown, zeebesim.StateIncident:
-		return true
-	}
-	return false
 }
 
 func describe(j zeebesim.Job) (string, string) {

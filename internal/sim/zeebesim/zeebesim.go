@@ -131,6 +131,16 @@ type Job struct {
 	Streamed bool
 }
 
+// Ended reports whether the job is done for good: completed, a BPMN error
+// thrown, or an incident raised.
+func (j Job) Ended() bool {
+	switch j.State {
+	case StateCompleted, StateErrorThrown, StateIncident:
+		return true
+	}
+	return false
+}
+
 // Command is one job command as received, with the gRPC code it was answered.
 type Command struct {
 	Method       string
