@@ -113,6 +113,7 @@ func (rc *reqCtx) serveFault(f *Fault) bool {
 		shadow.w = &discardWriter{}
 		shadowRec := *rc.rec
 		shadow.rec = &shadowRec
+		shadow.logSlot = nil // logged once, with the fault's answer
 		shadow.route()
 	}
 	switch {
@@ -189,8 +190,8 @@ func (rc *reqCtx) oversize(n int) {
 	h := rc.w.Header()
 	h.Set("Content-Type", contentTypeJSON)
 	h.Set("Content-Length", strconv.Itoa(total))
+	rc.answered(http.StatusOK)
 	rc.w.WriteHeader(http.StatusOK)
-	rc.rec.Status = http.StatusOK
 	if _, err := rc.w.Write([]byte(head)); err != nil {
 		return
 	}

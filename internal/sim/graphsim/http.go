@@ -33,6 +33,7 @@ type reqCtx struct {
 	rawSegs   []string // rel split on '/', as sent
 	mb        *Mailbox
 	wrote     bool
+	logSlot   *Request // nil: not logged (Fault.Apply's silent run)
 }
 
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
@@ -47,8 +48,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		At:              time.Now(),
 		ClientRequestID: r.Header.Get("client-request-id"),
 	}
-	rc := &reqCtx{s: s, w: w, r: r, rec: &rec, requestID: s.newGUID()}
-	defer func() { s.record(rec) }()
+	rc := &reqCtx{s: s, w: w, r: r, rec: &rec, requestID: s.newGUID(), logSlot: s.record(rec)}
+	defer func() { s.publish(rc.logSlot, rec) }()
 
 	rc.clientID = rec.ClientRequestID
 	if rc.clientID == "" {
@@ -249,14 +250,21 @@ func (rc *reqCtx) write(status int, contentType string, body []byte) {
 		h.Set("Content-Type", contentType)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	rc.answered(status)
 	rc.w.WriteHeader(status)
-	rc.rec.Status = status
 	if len(body) > 0 && rc.r.Method != http.MethodHead {
 		_, _ = rc.w.Write(body)
 	}
 }
 
 func (rc *reqCtx) writeJSON(status int, body []byte) { rc.write(status, contentTypeJSON, body) }
+
+// answered completes the request's log entry before the answer is sent, so
+// that a client holding the answer finds it complete in Requests().
+func (rc *reqCtx) answered(status int) {
+	rc.rec.Status = status
+	rc.s.publish(rc.logSlot, *rc.rec)
+}
 
 // contextURL is the @odata.context of a collection or entity under the user.
 func (rc *reqCtx) contextURL(suffix string) string {

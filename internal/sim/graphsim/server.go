@@ -122,8 +122,9 @@ type Request struct {
 	// Mailbox is the mailbox's user principal name when the path named a
 	// known mailbox, else the {id} segment as sent.
 	Mailbox string
-	// Status is the answer's HTTP status; 0 when the connection was cut or
-	// the client went away before an answer.
+	// Status is the answer's HTTP status; 0 while the request is still
+	// being handled, or when the connection was cut or the client went away
+	// before an answer.
 	Status int
 	// Authorization tells whether an Authorization header was present.
 	Authorization bool
@@ -155,8 +156,8 @@ type Server struct {
 	faultCount atomic.Int32
 
 	logMu    sync.Mutex
-	log      []Request
-	logStart int // ring start when the log is full
+	log      []*Request // slots filled at arrival, completed by publish
+	logStart int        // ring start when the log is full
 
 	nRequests  atomic.Int64
 	nThrottled atomic.Int64
@@ -241,8 +242,12 @@ func (s *Server) Requests() []Request {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	out := make([]Request, 0, len(s.log))
-	out = append(out, s.log[s.logStart:]...)
-	out = append(out, s.log[:s.logStart]...)
+	for _, r := range s.log[s.logStart:] {
+		out = append(out, *r)
+	}
+	for _, r := range s.log[:s.logStart] {
+		out = append(out, *r)
+	}
 	return out
 }
 
@@ -258,16 +263,31 @@ func (s *Server) ResetRequests() {
 	s.maxConc.Store(0)
 }
 
-func (s *Server) record(r Request) {
+// record logs a request on arrival, so that a request still being handled
+// (Status 0) is already visible; publish completes its slot.
+func (s *Server) record(r Request) *Request {
+	p := &r
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	max := s.opts.logEntries
 	if max <= 0 || len(s.log) < max {
-		s.log = append(s.log, r)
+		s.log = append(s.log, p)
+		return p
+	}
+	s.log[s.logStart] = p
+	s.logStart = (s.logStart + 1) % max
+	return p
+}
+
+// publish copies what the handler learnt into the request's slot (which
+// may have left the ring already; then nobody sees it).
+func (s *Server) publish(slot *Request, r Request) {
+	if slot == nil {
 		return
 	}
-	s.log[s.logStart] = r
-	s.logStart = (s.logStart + 1) % max
+	s.logMu.Lock()
+	*slot = r
+	s.logMu.Unlock()
 }
 
 func retryAfterSeconds(d time.Duration) string {
