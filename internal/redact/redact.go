@@ -20,47 +20,62 @@ const Mask = "***"
 // "yes") would mangle every message they occur in and are not credentials.
 const MinLength = 4
 
-// maxValues bounds memory when tokens rotate for months; the oldest go first.
-const maxValues = 50_000
+// maxValues bounds memory and masking cost when tokens rotate for months.
+// Values are refreshed whenever they are added again (every job re-adds the
+// secrets it uses), so eviction drops the least recently used ones and never
+// a client secret that is still in use.
+const maxValues = 10_000
 
 // Set is a concurrency-safe set of secret values. The zero value is ready.
 type Set struct {
 	mu       sync.Mutex
-	values   map[string]struct{}
-	order    []string
+	values   map[string]uint64 // value → last use (tick)
+	tick     uint64
+	dirty    atomic.Bool // values changed since the replacer was built
 	replacer atomic.Pointer[strings.Replacer]
 }
 
-// Add records secret values. Cheap when the values are known already.
+// Add records secret values. Known values only have their last use
+// refreshed; the replacer is rebuilt on the next masking, once per burst.
 func (s *Set) Add(values ...string) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := false
 	for _, v := range values {
 		if len(v) < MinLength {
 			continue
 		}
-		if _, ok := s.values[v]; ok {
-			continue
-		}
 		if s.values == nil {
-			s.values = map[string]struct{}{}
+			s.values = map[string]uint64{}
 		}
-		s.values[v] = struct{}{}
-		s.order = append(s.order, v)
-		changed = true
+		s.tick++
+		if _, ok := s.values[v]; !ok {
+			s.dirty.Store(true)
+		}
+		s.values[v] = s.tick
 	}
-	for len(s.order) > maxValues {
-		delete(s.values, s.order[0])
-		s.order = s.order[1:]
-		changed = true
+	if len(s.values) > maxValues {
+		s.evictLocked()
 	}
-	if changed {
-		s.rebuild()
+}
+
+// evictLocked drops the least recently used tenth in one sweep, so that
+// sorting is rare.
+func (s *Set) evictLocked() {
+	ticks := make([]uint64, 0, len(s.values))
+	for _, t := range s.values {
+		ticks = append(ticks, t)
 	}
+	sort.Slice(ticks, func(i, j int) bool { return ticks[i] < ticks[j] })
+	cut := ticks[len(ticks)-maxValues*9/10]
+	for v, t := range s.values {
+		if t < cut {
+			delete(s.values, v)
+		}
+	}
+	s.dirty.Store(true)
 }
 
 // Contains reports whether v is a known secret value.
@@ -74,7 +89,25 @@ func (s *Set) Contains(v string) bool {
 	return ok
 }
 
-func (s *Set) rebuild() {
+// current returns the replacer for the values known now; without news it
+// takes no lock, since every log line passes here.
+func (s *Set) current() *strings.Replacer {
+	if s.dirty.Load() {
+		s.mu.Lock()
+		if s.dirty.Load() {
+			s.rebuildLocked()
+			s.dirty.Store(false)
+		}
+		s.mu.Unlock()
+	}
+	return s.replacer.Load()
+}
+
+func (s *Set) rebuildLocked() {
+	if len(s.values) == 0 {
+		s.replacer.Store(nil)
+		return
+	}
 	// Longest first, so that a secret containing another is masked whole.
 	vals := make([]string, 0, len(s.values))
 	for v := range s.values {
@@ -93,35 +126,69 @@ func (s *Set) String(text string) string {
 	if s == nil {
 		return text
 	}
-	r := s.replacer.Load()
+	r := s.current()
 	if r == nil {
 		return text
 	}
 	return r.Replace(text)
 }
 
-// Value masks secrets in every string (keys included) of a JSON-like value
-// and returns a copy; the input is not modified.
+// Value masks secrets in every string (keys included) of a JSON-like value.
+// The input is not modified; parts without a secret are shared with it, so
+// a large response without secrets costs a walk, not a copy.
 func (s *Set) Value(v any) any {
-	if s == nil || s.replacer.Load() == nil {
+	if s == nil || s.current() == nil {
 		return v
 	}
+	out, _ := s.value(v)
+	return out
+}
+
+func (s *Set) value(v any) (any, bool) {
 	switch t := v.(type) {
 	case string:
-		return s.String(t)
+		m := s.String(t)
+		return m, m != t
 	case map[string]any:
-		out := make(map[string]any, len(t))
+		var out map[string]any
 		for k, e := range t {
-			out[s.String(k)] = s.Value(e)
+			mk := s.String(k)
+			me, changed := s.value(e)
+			if !changed && mk == k {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]any, len(t))
+				for k2, e2 := range t {
+					out[k2] = e2
+				}
+			}
+			if mk != k {
+				delete(out, k)
+			}
+			out[mk] = me
 		}
-		return out
+		if out == nil {
+			return v, false
+		}
+		return out, true
 	case []any:
-		out := make([]any, len(t))
+		var out []any
 		for i, e := range t {
-			out[i] = s.Value(e)
+			me, changed := s.value(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = append([]any(nil), t...)
+			}
+			out[i] = me
 		}
-		return out
+		if out == nil {
+			return v, false
+		}
+		return out, true
 	default:
-		return v
+		return v, false
 	}
 }
