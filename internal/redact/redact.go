@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/jsontree"
 )
 
 // Mask is what a secret is replaced by.
@@ -145,50 +147,8 @@ func (s *Set) Value(v any) any {
 }
 
 func (s *Set) value(v any) (any, bool) {
-	switch t := v.(type) {
-	case string:
-		m := s.String(t)
-		return m, m != t
-	case map[string]any:
-		var out map[string]any
-		for k, e := range t {
-			mk := s.String(k)
-			me, changed := s.value(e)
-			if !changed && mk == k {
-				continue
-			}
-			if out == nil {
-				out = make(map[string]any, len(t))
-				for k2, e2 := range t {
-					out[k2] = e2
-				}
-			}
-			if mk != k {
-				delete(out, k)
-			}
-			out[mk] = me
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	case []any:
-		var out []any
-		for i, e := range t {
-			me, changed := s.value(e)
-			if !changed {
-				continue
-			}
-			if out == nil {
-				out = append([]any(nil), t...)
-			}
-			out[i] = me
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	default:
-		return v, false
-	}
+	return jsontree.MapStrings(v, true, func(text string) (string, bool) {
+		m := s.String(text)
+		return m, m != text
+	})
 }

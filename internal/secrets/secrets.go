@@ -22,6 +22,8 @@ import (
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/redact"
+
+	"github.com/o365-mail-connector/o365-mail-connector/internal/jsontree"
 )
 
 // DefaultEnvPrefix keeps modelers from reading arbitrary environment
@@ -116,51 +118,7 @@ type substitution struct {
 // value returns v with placeholders replaced and whether anything changed;
 // unchanged values are returned as they are.
 func (s *substitution) value(v any) (any, bool) {
-	switch t := v.(type) {
-	case string:
-		ns, changed := s.str(t)
-		if !changed {
-			return v, false
-		}
-		return ns, true
-	case map[string]any:
-		var out map[string]any
-		for k, e := range t {
-			ne, changed := s.value(e)
-			if !changed {
-				continue
-			}
-			if out == nil {
-				out = make(map[string]any, len(t))
-				for k2, e2 := range t {
-					out[k2] = e2
-				}
-			}
-			out[k] = ne
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	case []any:
-		var out []any
-		for i, e := range t {
-			ne, changed := s.value(e)
-			if !changed {
-				continue
-			}
-			if out == nil {
-				out = append([]any(nil), t...)
-			}
-			out[i] = ne
-		}
-		if out == nil {
-			return v, false
-		}
-		return out, true
-	default:
-		return v, false
-	}
+	return jsontree.MapStrings(v, false, s.str)
 }
 
 func (s *substitution) str(in string) (string, bool) {
