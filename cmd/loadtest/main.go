@@ -19,10 +19,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/o365-mail-connector/o365-mail-connector/internal/cli"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/loadtest"
 )
 
@@ -38,10 +40,40 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "connector-profiled" {
+		os.Exit(connectorProfiled(os.Getenv("LOADTEST_CPUPROFILE")))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+// connectorProfiled runs the connector exactly as `o365-mail-connector run`
+// does, in this binary, under the CPU profiler: the in-process profile
+// misses the worker's garbage collection and scheduling, which the child
+// process pays for.
+func connectorProfiled(path string) int {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "connector-profiled:", err)
+		return 1
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "connector-profiled:", err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	defer func() {
+		// Allocations over the whole run (alloc_space), for what drives
+		// the collector.
+		if mf, err := os.Create(strings.TrimSuffix(path, ".pprof") + "-allocs.pprof"); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(mf, 0)
+			mf.Close()
+		}
+	}()
+	return cli.Main([]string{"run"}, cli.Env{Version: "loadtest", Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv})
 }
 
 func run() error {
@@ -57,6 +89,10 @@ func run() error {
 	settle := flag.Duration("idle-settle", time.Second, "how long an idle worker runs before its RSS is read")
 	profile := flag.Bool("profile", true, "after the table, run one scenario's connector in-process under the CPU profiler and print the top entries")
 	cpuprofile := flag.String("cpuprofile", "", "keep the CPU profile in this file (default: a temporary file)")
+	childProfile := flag.String("child-profile-dir", "", "run the connector as this binary's connector-profiled subcommand and write its CPU profile for each measured run into this directory (diagnosis only: the measured figures are then not the release binary's)")
+	var connEnv envList
+	flag.Var(&connEnv, "connector-env", "KEY=VALUE added to the connector's environment (repeatable), e.g. GOGC=200 for an experiment")
+	simProfile := flag.String("sim-profile-dir", "", "write a CPU profile of the simulators (this process) over each measured run into this directory")
 	profScenario := flag.String("profile-scenario", "a100", "the scenario profiled")
 	flag.IntVar(&loadtest.InboxMessages, "messages", loadtest.InboxMessages, "messages in each inbox (the listMessages answer grows by about 1.4 KB each)")
 	flag.Parse()
@@ -89,6 +125,12 @@ func run() error {
 	r := &loadtest.Runner{
 		ConnectorBin: connector, BaselineCmd: []string{self, "baseline"},
 		LogLevel: *logLevel, PollInterval: *poll, IdleSettle: *settle, Progress: os.Stderr,
+		SimProfileDir: *simProfile,
+		ConnectorEnv:  connEnv,
+	}
+	if *childProfile != "" {
+		r.ConnectorCmd = []string{self, "connector-profiled"}
+		r.ConnectorProfileDir = *childProfile
 	}
 
 	var scs []loadtest.Scenario
@@ -194,4 +236,17 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, ",") }
+
+func (e *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }

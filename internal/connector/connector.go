@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -148,13 +149,15 @@ func decodeVariables(doc string) (map[string]any, error) {
 	if err := dec.Decode(&all); err != nil {
 		return nil, connerr.Input("variables", "expected a JSON object of process variables: %v", err)
 	}
-	vars := make(map[string]any, len(job.Variables))
-	for _, k := range job.Variables {
-		if v, ok := all[k]; ok {
-			vars[k] = v
+	if all == nil {
+		return map[string]any{}, nil
+	}
+	for k := range all {
+		if !slices.Contains(job.Variables, k) {
+			delete(all, k)
 		}
 	}
-	return vars, nil
+	return all, nil
 }
 
 func operationType(vars map[string]any) (string, error) {

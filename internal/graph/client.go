@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -122,8 +123,8 @@ func New(cfg Config) (*Client, error) {
 	// The chain, outermost first. Each layer sees one logical call or one
 	// attempt as noted:
 	//
-	//   auth     (call)    bearer token; on 401 InvalidAuthenticationToken
-	//                      invalidates it and runs the rest once more
+	//   (do)     (call)    bearer token; on 401 InvalidAuthenticationToken
+	//                      invalidates it and runs the chain once more
 	//   retry    (call)    RetryPolicy/Backoff, Retry-After, mailbox throttle,
 	//                      job deadline; never holds a mailbox slot while waiting
 	//   mailbox  (attempt) waits out the mailbox's throttle, then takes one of
@@ -139,7 +140,6 @@ func New(cfg Config) (*Client, error) {
 	rt = &observeTransport{next: rt, c: c}
 	rt = &mailboxTransport{next: rt, c: c}
 	rt = &retryTransport{next: rt, c: c}
-	rt = &authTransport{next: rt, c: c}
 	c.http = &http.Client{
 		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -300,28 +300,48 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		return nil, connerr.Final(connerr.CodeInvalidInput, "no credentials for the Graph request")
 	}
 	ci := &callInfo{userID: userID, mailbox: mailboxKey(userID), send: send, creds: creds}
-	var rd *bytes.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	var hreq *http.Request
-	var err error
-	if rd != nil {
-		hreq, err = http.NewRequestWithContext(context.WithValue(ctx, callKey{}, ci), method, rawURL, rd)
-	} else {
-		hreq, err = http.NewRequestWithContext(context.WithValue(ctx, callKey{}, ci), method, rawURL, nil)
-	}
-	if err != nil {
-		return nil, connerr.Final(connerr.CodeInvalidInput, "cannot build the Graph request: %s", c.cfg.Redactor.String(err.Error()))
-	}
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", "o365-mail-connector")
-	if body != nil {
-		hreq.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, c.transportError(ctx, err, ci)
+	cctx := context.WithValue(ctx, callKey{}, ci)
+	// Authentication wraps the whole chain: each pass is a new request
+	// with the token set, which spares the chain a copy of every request.
+	var resp *http.Response
+	for pass := 1; ; pass++ {
+		token, err := creds.Token(ctx)
+		if err != nil {
+			return nil, c.transportError(ctx, err, ci)
+		}
+		// auth adds the tokens it obtains; this also covers any other
+		// Credentials implementation.
+		c.cfg.Redactor.Add(token)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		hreq, err := http.NewRequestWithContext(cctx, method, rawURL, rd)
+		if err != nil {
+			return nil, connerr.Final(connerr.CodeInvalidInput, "cannot build the Graph request: %s", c.cfg.Redactor.String(err.Error()))
+		}
+		hreq.Header.Set("Accept", "application/json")
+		hreq.Header.Set("User-Agent", "o365-mail-connector")
+		hreq.Header.Set("Authorization", "Bearer "+token)
+		if body != nil {
+			hreq.Header.Set("Content-Type", "application/json")
+		}
+		resp, err = c.http.Do(hreq)
+		if err != nil {
+			return nil, c.transportError(ctx, err, ci)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || pass > 1 {
+			break
+		}
+		if code, _ := graphError(bodyBytes(resp)); code != "InvalidAuthenticationToken" {
+			break
+		}
+		// A cached token that Graph no longer accepts (revoked, rotated
+		// keys, clock skew): drop it and try once with a fresh one.
+		creds.Invalidate(token)
+		c.cfg.Metrics.GraphRetry("token_rejected")
+		c.log.Debug("graph token rejected, retrying with a new one", zap.String("mailbox", userID))
+		discard(resp)
 	}
 	defer resp.Body.Close()
 	raw := bodyBytes(resp)
@@ -329,7 +349,7 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		return nil, c.statusError(resp, raw, ci)
 	}
 	decoded, rawJSON := decodeBody(resp.Header, raw)
-	return &Response{Status: resp.StatusCode, Headers: headerMap(resp.Header), Body: decoded, Raw: rawJSON}, nil
+	return &Response{Status: resp.StatusCode, httpHeader: resp.Header, Body: decoded, Raw: rawJSON}, nil
 }
 
 const maySend = "; the message may have been sent; not retried to avoid a duplicate"

@@ -84,11 +84,11 @@ func TestDoBuildsRequestAndResponse(t *testing.T) {
 	if resp.Status != 200 {
 		t.Errorf("status = %d", resp.Status)
 	}
-	if resp.Headers["request-id"] != "rid-1" {
+	if resp.HeaderMap()["request-id"] != "rid-1" {
 		t.Errorf("headers = %v", resp.Headers)
 	}
-	if l, ok := resp.Headers["x-multi"].([]any); !ok || len(l) != 2 || l[0] != "a" {
-		t.Errorf("x-multi = %#v, want [a b]", resp.Headers["x-multi"])
+	if l, ok := resp.HeaderMap()["x-multi"].([]any); !ok || len(l) != 2 || l[0] != "a" {
+		t.Errorf("x-multi = %#v, want [a b]", resp.HeaderMap()["x-multi"])
 	}
 	body := jsonBody(t, resp).(map[string]any)
 	item := body["value"].([]any)[0].(map[string]any)

@@ -35,44 +35,6 @@ func discard(resp *http.Response) {
 	}
 }
 
-// authTransport sets the bearer token and handles a token Graph refuses.
-type authTransport struct {
-	next http.RoundTripper
-	c    *Client
-}
-
-func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	// Every pass below gets its own copy of the body from GetBody.
-	defer closeBody(req)
-	ctx := req.Context()
-	ci := callFrom(ctx)
-	for pass := 1; ; pass++ {
-		token, err := ci.creds.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		t.c.cfg.Redactor.Add(token)
-		r, err := cloneWithBody(req)
-		if err != nil {
-			return nil, err
-		}
-		r.Header.Set("Authorization", "Bearer "+token)
-		resp, err := t.next.RoundTrip(r)
-		if err != nil || resp.StatusCode != http.StatusUnauthorized || pass > 1 {
-			return resp, err
-		}
-		if code, _ := graphError(bodyBytes(resp)); code != "InvalidAuthenticationToken" {
-			return resp, nil
-		}
-		// A cached token that Graph no longer accepts (revoked, rotated
-		// keys, clock skew): drop it and try once with a fresh one.
-		ci.creds.Invalidate(token)
-		t.c.cfg.Metrics.GraphRetry("token_rejected")
-		t.c.log.Debug("graph token rejected, retrying with a new one", zap.String("mailbox", ci.userID))
-		discard(resp)
-	}
-}
-
 // retryTransport repeats a call as RetryPolicy says, waiting as Backoff says,
 // never past the caller's deadline.
 type retryTransport struct {
@@ -86,9 +48,14 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ci := callFrom(ctx)
 	cfg := &t.c.cfg
 	for attempt := 1; ; attempt++ {
-		r, err := cloneWithBody(req)
-		if err != nil {
-			return nil, err
+		// The first attempt can take req as it is (its body is unread);
+		// later ones need a copy with a fresh body.
+		r := req
+		if attempt > 1 {
+			var err error
+			if r, err = cloneWithBody(req); err != nil {
+				return nil, err
+			}
 		}
 		ci.attempts++
 		resp, err := t.next.RoundTrip(r)

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 )
@@ -21,7 +22,10 @@ type Credentials interface {
 type Response struct {
 	Status int
 	// Headers has lower-case names; one value is a string, several a []any.
-	Headers map[string]any
+	// The client leaves it nil and keeps the HTTP header instead: read it
+	// with HeaderMap, which converts on first use (most jobs never do).
+	Headers    map[string]any
+	httpHeader http.Header
 	// Body is Graph's JSON decoded with json.Number numbers, a string for
 	// other content, or nil for an empty body. Read it with JSONBody, which
 	// decodes Raw first when the client left the JSON undecoded.
@@ -39,7 +43,7 @@ func (r *Response) JSONBody() (any, error) {
 		if err != nil {
 			e := connerr.New("502", "malformed JSON from Graph: %v", err)
 			e.Variables = map[string]any{"response": map[string]any{
-				"status": r.Status, "headers": r.Headers, "body": truncateString(string(r.Raw)),
+				"status": r.Status, "headers": r.HeaderMap(), "body": truncateString(string(r.Raw)),
 			}}
 			e.Cause = err
 			return nil, e
@@ -58,9 +62,14 @@ func (r *Response) AsMap() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := r.Headers
-	if h == nil {
-		h = map[string]any{}
+	return map[string]any{"status": r.Status, "headers": r.HeaderMap(), "body": body}, nil
+}
+
+// HeaderMap returns Headers, building it from the HTTP header on first use.
+// Not safe for concurrent use, like JSONBody.
+func (r *Response) HeaderMap() map[string]any {
+	if r.Headers == nil {
+		r.Headers = headerMap(r.httpHeader)
 	}
-	return map[string]any{"status": r.Status, "headers": h, "body": body}, nil
+	return r.Headers
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -62,6 +64,19 @@ type Runner struct {
 	IdleSettle time.Duration
 	// Progress receives one line per phase; nil = silent.
 	Progress io.Writer
+	// SimProfileDir, when set, receives a CPU profile of this process (the
+	// simulators) over each measured run, named <scenario>-<kind>.pprof:
+	// the simulators share the machine, so work a worker causes them to do
+	// costs its throughput too.
+	SimProfileDir string
+	// ConnectorCmd, when set, replaces ConnectorBin (with "run") as the
+	// connector's command; ConnectorProfileDir is then passed to it as
+	// LOADTEST_CPUPROFILE=<dir>/<scenario>-<phase>-child.pprof.
+	ConnectorCmd        []string
+	ConnectorProfileDir string
+	// ConnectorEnv is added to the connector's environment (GOGC=...,
+	// LOG_LEVEL=... for experiments).
+	ConnectorEnv []string
 }
 
 // Result is one worker's figures in one scenario.
@@ -107,7 +122,12 @@ func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token string) (string,
 		}.Env()
 		return r.BaselineCmd[0], r.BaselineCmd[1:], env
 	}
-	return r.ConnectorBin, []string{"run"}, ConnectorEnv(s, sc, r.LogLevel, r.PollInterval)
+	env := append(ConnectorEnv(s, sc, r.LogLevel, r.PollInterval), r.ConnectorEnv...)
+	if len(r.ConnectorCmd) > 0 {
+		env = append(env, "LOADTEST_CPUPROFILE="+filepath.Join(r.ConnectorProfileDir, sc.Name+"-child.pprof"))
+		return r.ConnectorCmd[0], r.ConnectorCmd[1:], env
+	}
+	return r.ConnectorBin, []string{"run"}, env
 }
 
 // ConnectorEnv is the connector's environment for a scenario.
@@ -266,6 +286,7 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 		return res, err
 	}
 	self0, _ := ProcCPU(os.Getpid())
+	stopProfile := r.startSimProfile(sc, kind)
 	limit := 2*time.Minute + time.Duration(sc.Jobs)*sc.Latency/time.Duration(max(1, min(sc.Concurrency, 4*sc.Mailboxes)))*3
 	wctx, cancel = context.WithTimeout(ctx, limit)
 	err = AwaitEnded(wctx, s.Zeebe, keys, p.Done())
@@ -278,6 +299,7 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 		return res, err
 	}
 	self1, _ := ProcCPU(os.Getpid())
+	stopProfile()
 	res.SimCPU = self1 - self0
 	_, res.RSSPeak, err = p.Mem()
 	if err != nil {
@@ -289,6 +311,25 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 	graphTime, _ := s.GraphTime()
 	r.fill(&res, s, keys, polls0, cmds0, created, graphTime)
 	return res, nil
+}
+
+// startSimProfile starts profiling this process when r.SimProfileDir is
+// set and returns what stops it.
+func (r *Runner) startSimProfile(sc Scenario, kind Kind) func() {
+	if r.SimProfileDir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(r.SimProfileDir, fmt.Sprintf("%s-%s.pprof", sc.Name, kind)))
+	if err != nil {
+		r.logf("  sim profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		r.logf("  sim profile: %v", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // fill derives the latency and throughput figures from the gateway's

@@ -198,7 +198,7 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 	} else {
 		merged["@odata.nextLink"] = next
 	}
-	return &graph.Response{Status: first.Status, Headers: first.Headers, Body: merged}, nil
+	return &graph.Response{Status: first.Status, Headers: first.HeaderMap(), Body: merged}, nil
 }
 
 // sizeCounter sums the JSON sizes of the items kept, re-encoded the way

@@ -143,7 +143,7 @@ func TestListMailFolders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != 200 || !strings.HasPrefix(r.Headers["content-type"].(string), "application/json") {
+	if r.Status != 200 || !strings.HasPrefix(r.HeaderMap()["content-type"].(string), "application/json") {
 		t.Errorf("status %d headers %v", r.Status, r.Headers)
 	}
 	names := map[string]bool{}

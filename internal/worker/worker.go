@@ -59,6 +59,12 @@ type Worker struct {
 	active   atomic.Int64 // activated and not yet finished: queued + running
 	freed    chan struct{}
 	stopping atomic.Bool
+
+	// Job commands go out from sender goroutines that stay for more work
+	// (see dispatch).
+	sends       chan func()
+	senders     sync.WaitGroup
+	sendersStop chan struct{}
 }
 
 func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.Metrics) *Worker {
@@ -86,8 +92,10 @@ func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.M
 		// The poller never asks for more than MaxJobsActive − active, so
 		// pushes into the queue never block; streamed jobs may, and that
 		// is their back-pressure.
-		queue: make(chan entities.Job, cfg.MaxJobsActive),
-		freed: make(chan struct{}, 1),
+		queue:       make(chan entities.Job, cfg.MaxJobsActive),
+		freed:       make(chan struct{}, 1),
+		sends:       make(chan func()),
+		sendersStop: make(chan struct{}),
 	}
 }
 
@@ -117,7 +125,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// them, since the job stays counted as active until the gateway has
 	// answered). A CompleteJob round trip under load takes milliseconds that
 	// would otherwise idle a handler slot.
-	var workers, senders sync.WaitGroup
+	var workers sync.WaitGroup
 	for i := 0; i < w.cfg.Concurrency; i++ {
 		workers.Add(1)
 		go func() {
@@ -128,13 +136,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.release()
 					continue
 				}
-				senders.Add(1)
-				send := w.run(handlerCtx, j)
-				go func() {
-					defer senders.Done()
-					send()
-					w.release()
-				}()
+				w.dispatch(w.run(handlerCtx, j))
 			}
 		}()
 	}
@@ -167,7 +169,14 @@ drain:
 	close(w.queue)
 
 	done := make(chan struct{})
-	go func() { workers.Wait(); handBacks.Wait(); senders.Wait(); close(done) }()
+	go func() {
+		workers.Wait()
+		// No dispatch can start now: idle senders may leave.
+		close(w.sendersStop)
+		handBacks.Wait()
+		w.senders.Wait()
+		close(done)
+	}()
 	grace := time.NewTimer(w.cfg.ShutdownGrace)
 	defer grace.Stop()
 	select {
@@ -184,6 +193,41 @@ drain:
 		w.log.Error("jobs still running after abort; exiting anyway, the gateway re-activates them after their timeout")
 	}
 	return nil
+}
+
+// senderIdle is how long a sender goroutine waits for the next command
+// before it exits.
+const senderIdle = 10 * time.Second
+
+// dispatch hands a job's command to an idle sender, or starts one. Senders
+// outlive a command because a fresh goroutine per job pays for growing its
+// stack through the gRPC call every time; their number still follows the
+// load, at most one per active job.
+func (w *Worker) dispatch(send func()) {
+	select {
+	case w.sends <- send:
+	default:
+		w.senders.Add(1)
+		go w.sender(send)
+	}
+}
+
+func (w *Worker) sender(send func()) {
+	defer w.senders.Done()
+	idle := time.NewTimer(senderIdle)
+	defer idle.Stop()
+	for {
+		send()
+		w.release()
+		idle.Reset(senderIdle)
+		select {
+		case send = <-w.sends:
+		case <-idle.C:
+			return
+		case <-w.sendersStop:
+			return
+		}
+	}
 }
 
 func (w *Worker) release() {
@@ -323,12 +367,14 @@ func toJob(j entities.Job) job.Job {
 // run handles the job and returns the function that sends its command.
 func (w *Worker) run(ctx context.Context, ej entities.Job) (send func()) {
 	j := toJob(ej)
-	log := jobLogger{log: w.log, fields: []zap.Field{
+	// Room for the operation, added once it is known.
+	fields := make([]zap.Field, 0, 5)
+	log := jobLogger{log: w.log, fields: append(fields,
 		zap.Int64("jobKey", j.Key),
 		zap.Int64("processInstanceKey", j.ProcessInstanceKey),
 		zap.String("bpmnProcessId", j.BpmnProcessID),
 		zap.String("elementId", j.ElementID),
-	}}
+	)}
 	if w.metrics != nil {
 		w.metrics.JobsInFlight.Inc()
 		defer w.metrics.JobsInFlight.Dec()
@@ -373,17 +419,22 @@ func (w *Worker) safeHandle(ctx context.Context, j job.Job, log jobLogger) (out 
 // send delivers the outcome's command, retrying what the gateway may accept
 // later, until the job's deadline.
 func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
-	ctx, cancel := context.WithDeadline(context.Background(), j.Deadline)
-	defer cancel()
 	var err error
 	switch out.Kind {
 	case job.Complete:
-		err = w.retry(ctx, func(c context.Context) error {
-			cmd, err := w.client.NewCompleteJobCommand().JobKey(j.Key).VariablesFromMap(nonNil(out.Variables))
+		err = w.retry(j.Deadline, func(c context.Context) error {
+			cmd := w.client.NewCompleteJobCommand().JobKey(j.Key)
+			if len(out.Variables) == 0 {
+				// No variables is what the gateway takes for "{}"; the
+				// client would marshal an empty map on every job.
+				_, err := cmd.Send(c)
+				return err
+			}
+			withVars, err := cmd.VariablesFromMap(out.Variables)
 			if err != nil {
 				return err
 			}
-			_, err = cmd.Send(c)
+			_, err = withVars.Send(c)
 			return err
 		})
 		if err != nil && isRejectedPayload(err) {
@@ -400,7 +451,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 		}
 	case job.Fail:
 		msg := truncate(out.Message, MaxFailMessage)
-		err = w.retry(ctx, func(c context.Context) error {
+		err = w.retry(j.Deadline, func(c context.Context) error {
 			cmd, err := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).
 				ErrorMessage(msg).VariablesFromMap(nonNil(out.Variables))
 			if err != nil {
@@ -413,7 +464,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 			w.metrics.JobsFailed.WithLabelValues(out.Operation, out.Code).Inc()
 		}
 	case job.ThrowError:
-		err = w.retry(ctx, func(c context.Context) error {
+		err = w.retry(j.Deadline, func(c context.Context) error {
 			cmd, err := w.client.NewThrowErrorCommand().JobKey(j.Key).ErrorCode(out.Code).
 				ErrorMessage(truncate(out.Message, MaxFailMessage)).VariablesFromMap(nonNil(out.Variables))
 			if err != nil {
@@ -444,9 +495,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 
 // handBack returns a job that no handler started, with its retries intact.
 func (w *Worker) handBack(ej entities.Job) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := w.retry(ctx, func(c context.Context) error {
+	err := w.retry(time.Now().Add(10*time.Second), func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err
@@ -487,23 +536,36 @@ func isRejectedPayload(err error) bool {
 	return status.Code(err) == codes.InvalidArgument || tooLarge(err)
 }
 
-// retry runs a job command until it succeeds, fails for good, or ctx ends.
-func (w *Worker) retry(ctx context.Context, cmd func(context.Context) error) error {
+// retry runs a job command until it succeeds, fails for good, or the
+// deadline passes. One context per attempt, bounded by both the deadline and
+// an attempt timeout: commands are the bulk of a busy worker's calls.
+func (w *Worker) retry(deadline time.Time, cmd func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		until := time.Now().Add(commandAttemptTimeout)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		attempt, cancel := context.WithDeadline(context.Background(), until)
 		err := cmd(attempt)
 		cancel()
-		if err == nil || !isRetryable(err) || ctx.Err() != nil {
+		if err == nil || !isRetryable(err) {
 			return err
 		}
-		sleep(ctx.Done(), delay)
-		if ctx.Err() != nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return err
+		}
+		sleep(nil, min(delay, left))
+		if !time.Now().Before(deadline) {
 			return err
 		}
 		delay = min(delay*2, time.Second)
 	}
 }
+
+// commandAttemptTimeout bounds one job command round trip.
+const commandAttemptTimeout = 10 * time.Second
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

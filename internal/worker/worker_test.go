@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
@@ -232,4 +233,67 @@ func TestGatewayRestartUnderLoad(t *testing.T) {
 		j, _ := g.Job(k)
 		require.Equal(t, 1, j.Completions)
 	}
+}
+
+func TestCompleteWithoutVariablesSendsNone(t *testing.T) {
+	g, c := gateway(t)
+	start(t, c, testConfig(), completeWith(nil))
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType, Variables: map[string]any{"operation": map[string]any{"type": "x"}}})
+	await(t, g, []int64{key}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	var sent []string
+	for _, cmd := range g.Commands() {
+		if cmd.Method == "CompleteJob" && cmd.JobKey == key {
+			sent = append(sent, cmd.Variables)
+		}
+	}
+	require.Equal(t, []string{""}, sent, "no variables document at all, not a marshalled empty map")
+}
+
+// The command retry loop is bounded by the job's deadline, not by a count:
+// under a gateway that answers UNAVAILABLE for good it keeps trying with
+// growing pauses, gives every attempt a context that ends by the deadline,
+// and returns the last error once the deadline has passed.
+func TestCommandRetriesStopAtTheDeadline(t *testing.T) {
+	w := New(nil, testConfig(), nil, nil, nil)
+	deadline := time.Now().Add(400 * time.Millisecond)
+	var attempts int
+	err := w.retry(deadline, func(ctx context.Context) error {
+		attempts++
+		d, ok := ctx.Deadline()
+		require.True(t, ok)
+		require.False(t, d.After(deadline), "an attempt must not outlive the job's deadline")
+		return status.Error(codes.Unavailable, "gateway down")
+	})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.False(t, time.Now().Before(deadline), "gave up before the deadline")
+	// 50, 100, 200 ms pauses fit in 400 ms: several attempts; the
+	// doubling keeps it far from a busy loop.
+	require.GreaterOrEqual(t, attempts, 2)
+	require.LessOrEqual(t, attempts, 8)
+}
+
+func TestCommandNotRetriedWhenRefused(t *testing.T) {
+	w := New(nil, testConfig(), nil, nil, nil)
+	var attempts int
+	err := w.retry(time.Now().Add(time.Minute), func(ctx context.Context) error {
+		attempts++
+		return status.Error(codes.InvalidArgument, "bad variables")
+	})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.Equal(t, 1, attempts)
+}
+
+// Sender goroutines wait for more commands after sending one; shutdown must
+// not wait for them to idle out.
+func TestIdleSendersDoNotHoldShutdown(t *testing.T) {
+	g, c := gateway(t)
+	stop := start(t, c, testConfig(), completeWith(nil))
+	keys := make([]int64, 20)
+	for i := range keys {
+		keys[i] = g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	}
+	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	begun := time.Now()
+	stop()
+	require.Less(t, time.Since(begun), senderIdle/2, "shutdown waited for idle senders")
 }
