@@ -133,6 +133,8 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 		return fail(err, opType)
 	}
 	out := plan.Success(resp, j.Retries)
+	// The outcome holds decoded copies, never the raw body.
+	resp.Release()
 	out.Operation = opType
 	return out
 }

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/app"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/operations"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sandbox"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
 )
 
 // BenchmarkPipelineHandle is one job's work inside the worker (secrets,
@@ -68,6 +70,52 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if out := e.Runtime.Pipeline.Handle(context.Background(), j); out.Kind != job.Complete {
 			b.Fatalf("%+v", out)
+		}
+	}
+}
+
+// BenchmarkWorkerJobs is the whole worker (activation, pipeline, Graph call,
+// CompleteJob) in one process with the simulators, over a backlog of b.N
+// listMessages jobs. B/op and allocs/op include the simulators' share,
+// which does not change between versions of the connector: compare them
+// between two commits to see what a change does to the collector's work.
+func BenchmarkWorkerJobs(b *testing.B) {
+	e, err := sandbox.Start(sandbox.Options{Configure: func(c *config.Config) {
+		c.MaxJobsActive, c.Concurrency = 32, 16
+		c.PollInterval = 100 * time.Millisecond
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { b.StopTimer(); e.Close() }()
+	spec := zeebesim.JobSpec{Type: e.Runtime.Config.JobType, Retries: 3, Variables: map[string]any{
+		"authentication": e.Auth(),
+		"operation":      map[string]any{"type": "listMessages", "userId": "alice@contoso.example", "folderId": "inbox"},
+	}}
+	// Warm the token cache and the connections.
+	warm := e.Zeebe.CreateJob(spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := e.Zeebe.AwaitJobs(ctx, []int64{warm}, func(j zeebesim.Job) bool { return j.Ended() }); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	// The worker is polling already: jobs are taken while the backlog is
+	// being created, so creating them is part of what is measured.
+	start := time.Now()
+	keys := make([]int64, b.N)
+	for i := range keys {
+		keys[i] = e.Zeebe.CreateJob(spec)
+	}
+	if err := e.Zeebe.AwaitJobs(ctx, keys, func(j zeebesim.Job) bool { return j.Ended() }); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	for _, k := range keys {
+		if j, _ := e.Zeebe.Job(k); j.State != zeebesim.StateCompleted {
+			b.Fatalf("job %d ended as %s", k, j.State)
 		}
 	}
 }

@@ -344,12 +344,20 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		discard(resp)
 	}
 	defer resp.Body.Close()
-	raw := bodyBytes(resp)
+	bb, _ := resp.Body.(bufferedBody)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.statusError(resp, raw, ci)
+		err := c.statusError(resp, bb.b, ci)
+		putBodyBuffer(bb.pooled) // statusError copied what it keeps
+		return nil, err
 	}
-	decoded, rawJSON := decodeBody(resp.Header, raw)
-	return &Response{Status: resp.StatusCode, httpHeader: resp.Header, Body: decoded, Raw: rawJSON}, nil
+	decoded, rawJSON := decodeBody(resp.Header, bb.b)
+	r := &Response{Status: resp.StatusCode, httpHeader: resp.Header, Body: decoded, Raw: rawJSON}
+	if rawJSON != nil {
+		r.pooled = bb.pooled
+	} else {
+		putBodyBuffer(bb.pooled) // empty, or copied into a string
+	}
+	return r, nil
 }
 
 const maySend = "; the message may have been sent; not retried to avoid a duplicate"

@@ -14,7 +14,8 @@ import (
 // layer, so that outer layers can look at it without consuming it.
 type bufferedBody struct {
 	*bytes.Reader
-	b []byte
+	b      []byte
+	pooled *[]byte // b's buffer, for putBodyBuffer once b is no longer referred to
 }
 
 func (bufferedBody) Close() error { return nil }

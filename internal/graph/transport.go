@@ -224,27 +224,26 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		resp.Body.Close()
 		return nil, t.tooLarge()
 	}
-	// ReadFrom wants bytes.MinRead free before each read, EOF included:
-	// room for it saves a doubling copy. Without a length (chunked), start
-	// at a typical page of messages rather than at 512 bytes.
-	var buf bytes.Buffer
-	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
-	} else {
-		buf.Grow(int(min(limit+1, 16<<10)))
-	}
 	// One byte more than allowed tells "too large" from "exactly the cap",
-	// whatever Content-Length claimed.
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	// whatever Content-Length claimed; a known length is read without
+	// growing the buffer.
+	hint := minBodyBuffer
+	if resp.ContentLength >= 0 {
+		hint = int(resp.ContentLength) + 1
+	}
+	buf := getBodyBuffer(hint)
+	err = readInto(buf, io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if err != nil {
+		putBodyBuffer(buf)
 		return nil, t.timeoutError(ctx, parent, fmt.Errorf("reading the response: %w", err))
 	}
-	if int64(buf.Len()) > limit {
+	if int64(len(*buf)) > limit {
+		putBodyBuffer(buf)
 		return nil, t.tooLarge()
 	}
-	b := buf.Bytes()
-	resp.Body = bufferedBody{Reader: bytes.NewReader(b), b: b}
+	b := *buf
+	resp.Body = bufferedBody{Reader: bytes.NewReader(b), b: b, pooled: buf}
 	resp.ContentLength = int64(len(b))
 	return resp, nil
 }

@@ -30,8 +30,21 @@ type Response struct {
 	// other content, or nil for an empty body. Read it with JSONBody, which
 	// decodes Raw first when the client left the JSON undecoded.
 	Body any
-	// Raw is valid JSON not decoded yet.
-	Raw json.RawMessage
+	// Raw is valid JSON not decoded yet. It lives in a pooled buffer: it
+	// is valid until JSONBody has decoded it or Release is called.
+	Raw    json.RawMessage
+	pooled *[]byte
+}
+
+// Release hands the buffer behind an undecoded Raw back for reuse. The
+// pipeline calls it once the job's outcome is built; Raw is nil afterwards.
+func (r *Response) Release() {
+	if r == nil {
+		return
+	}
+	r.Raw = nil
+	putBodyBuffer(r.pooled)
+	r.pooled = nil
 }
 
 // JSONBody returns the body, decoding Raw on first use. Malformed JSON is
@@ -48,7 +61,9 @@ func (r *Response) JSONBody() (any, error) {
 			e.Cause = err
 			return nil, e
 		}
-		r.Body, r.Raw = v, nil
+		r.Body = v
+		// The decoded value holds copies: the buffer is free again.
+		r.Release()
 	}
 	return r.Body, nil
 }

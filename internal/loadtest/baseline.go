@@ -34,6 +34,8 @@ type BaselineConfig struct {
 	Concurrency   int
 	PollInterval  time.Duration
 	JobTimeout    time.Duration
+	// MetricsAddr serves the Go runtime counters (optional).
+	MetricsAddr string
 }
 
 // Env renders c as the environment of a baseline child process.
@@ -48,6 +50,7 @@ func (c BaselineConfig) Env() []string {
 		"BASELINE_CONCURRENCY=" + strconv.Itoa(c.Concurrency),
 		"BASELINE_POLL_INTERVAL=" + c.PollInterval.String(),
 		"BASELINE_JOB_TIMEOUT=" + c.JobTimeout.String(),
+		"BASELINE_METRICS_ADDR=" + c.MetricsAddr,
 	}
 }
 
@@ -58,6 +61,7 @@ func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
 		GraphURL:     getenv("BASELINE_GRAPH_URL"),
 		Token:        getenv("BASELINE_TOKEN"),
 		WorkerName:   getenv("BASELINE_WORKER_NAME"),
+		MetricsAddr:  getenv("BASELINE_METRICS_ADDR"),
 	}
 	var err error
 	if c.MaxJobsActive, err = strconv.Atoi(getenv("BASELINE_MAX_JOBS_ACTIVE")); err != nil {
@@ -88,6 +92,13 @@ func RunBaseline(c BaselineConfig) error {
 		return err
 	}
 	defer client.Close()
+	if c.MetricsAddr != "" {
+		srv, err := serveGoStats(c.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	// A keep-alive pool as large as the concurrency, as any tuned client
 	// would have; the default of 2 idle connections per host would measure
 	// connection set-up instead of the worker.

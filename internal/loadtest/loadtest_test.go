@@ -88,6 +88,9 @@ func TestRunBaseline(t *testing.T) {
 	require.Positive(t, res.RSSIdle)
 	require.GreaterOrEqual(t, res.RSSPeak, res.RSSIdle/2)
 	require.Zero(t, res.TokenRequests, "the baseline's token was fetched before the run")
+	// Its Go runtime counters were read from its metrics endpoint.
+	require.Positive(t, res.AllocPerJob)
+	require.GreaterOrEqual(t, res.GCsPer1000, 0.0)
 	require.True(t, strings.HasPrefix(res.Scenario.Name, "t"))
 }
 

@@ -30,6 +30,13 @@ const (
 	TargetPeakRSS    = 120 << 20 // with 1,000 jobs in flight
 )
 
+func kib(b float64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f KiB", b/1024)
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func ms(d time.Duration) string {
@@ -65,8 +72,8 @@ func ratio(results []Result, r Result) string {
 
 // Table writes the results as a Markdown table.
 func Table(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | RSS idle | RSS peak | token requests | 429s | simulators' CPU s / 1k jobs |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | allocated / job | GCs / 1k jobs | RSS idle | RSS peak | token requests | 429s | simulators' CPU s / 1k jobs |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		lat := ""
 		if !r.ExactActivation {
@@ -76,9 +83,10 @@ func Table(w io.Writer, results []Result) {
 		if r.Completed > 0 {
 			simPer1000 = r.SimCPU.Seconds() * 1000 / float64(r.Completed)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %s | %d | %d | %.3f |\n",
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %.1f | %s | %s | %d | %d | %.3f |\n",
 			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, ratio(results, r),
 			ms(r.P50), lat, ms(r.P99), lat, ms(r.Overhead), r.CPUPer1000.Seconds(),
+			kib(r.AllocPerJob), r.GCsPer1000,
 			mib(r.RSSIdle), mib(r.RSSPeak), r.TokenRequests, r.Throttled429, simPer1000)
 	}
 	for _, r := range results {
@@ -159,7 +167,10 @@ took the job) to the CompleteJob command at the gateway; overhead/job = mean
 latency − mean time inside the Graph simulator's handler (it includes time a
 job waits in the worker's own buffer, MaxJobsActive − concurrency); CPU is
 utime+stime of the worker process from its first poll to the last completion;
-RSS idle = VmRSS after the worker has polled an empty job type for a while,
+allocated/job and GCs/1k jobs come from the worker's Go runtime counters
+(go_memstats_alloc_bytes_total, go_gc_duration_seconds_count on its /metrics)
+over the same window and, unlike CPU time, do not vary with the machine's
+load; RSS idle = VmRSS after the worker has polled an empty job type for a while,
 RSS peak = VmHWM; the last column is the load generator's own CPU (Zeebe,
 Graph and identity simulators) over the same window, which shares the
 machine with the worker. Both workers run as child processes against the same

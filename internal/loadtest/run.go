@@ -97,7 +97,12 @@ type Result struct {
 	CPUPer1000  time.Duration
 	// SimCPU is the load generator's own CPU time (simulators) over the
 	// same window: on a small machine it competes with the worker.
-	SimCPU        time.Duration
+	SimCPU time.Duration
+	// AllocPerJob is the bytes the worker allocated per job and GCsPer1000
+	// its garbage collections per 1,000 jobs, from its Go runtime counters
+	// over the same window (0 when they could not be read).
+	AllocPerJob   float64
+	GCsPer1000    float64
 	RSSIdle       int64
 	RSSPeak       int64
 	TokenRequests int
@@ -114,15 +119,18 @@ func (r *Runner) logf(format string, args ...any) {
 	}
 }
 
-func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token string) (string, []string, []string) {
+// command returns the child's command line and environment; metricsAddr is
+// where it serves its Prometheus metrics.
+func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token, metricsAddr string) (string, []string, []string) {
 	if kind == Baseline {
 		env := BaselineConfig{
 			ZeebeAddress: s.Zeebe.Addr(), GraphURL: s.GraphURL(), Token: token, WorkerName: "loadtest-baseline",
 			MaxJobsActive: sc.MaxJobsActive, Concurrency: sc.Concurrency, PollInterval: r.PollInterval, JobTimeout: 5 * time.Minute,
+			MetricsAddr: metricsAddr,
 		}.Env()
 		return r.BaselineCmd[0], r.BaselineCmd[1:], env
 	}
-	env := append(ConnectorEnv(s, sc, r.LogLevel, r.PollInterval), r.ConnectorEnv...)
+	env := append(ConnectorEnv(s, sc, r.LogLevel, r.PollInterval, metricsAddr), r.ConnectorEnv...)
 	if len(r.ConnectorCmd) > 0 {
 		env = append(env, "LOADTEST_CPUPROFILE="+filepath.Join(r.ConnectorProfileDir, sc.Name+"-child.pprof"))
 		return r.ConnectorCmd[0], r.ConnectorCmd[1:], env
@@ -131,7 +139,7 @@ func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token string) (string,
 }
 
 // ConnectorEnv is the connector's environment for a scenario.
-func ConnectorEnv(s *Sims, sc Scenario, logLevel string, poll time.Duration) []string {
+func ConnectorEnv(s *Sims, sc Scenario, logLevel string, poll time.Duration, managementAddr string) []string {
 	return []string{
 		"ZEEBE_ADDRESS=" + s.Zeebe.Addr(),
 		"ZEEBE_INSECURE_CONNECTION=true",
@@ -143,8 +151,8 @@ func ConnectorEnv(s *Sims, sc Scenario, logLevel string, poll time.Duration) []s
 		"CONNECTOR_JOB_TIMEOUT=5m",
 		"GRAPH_MAILBOX_CONCURRENCY=" + strconv.Itoa(sc.MailboxConcurrency),
 		// The management server is part of the deployed process, so it
-		// runs here too (on a free port).
-		"MANAGEMENT_ADDR=127.0.0.1:0",
+		// runs here too; its /metrics gives the Go runtime counters.
+		"MANAGEMENT_ADDR=" + managementAddr,
 		"LOG_LEVEL=" + logLevel,
 		"SECRET_O365_CLIENT_SECRET=" + ClientSecret,
 	}
@@ -234,7 +242,11 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 			return res, err
 		}
 	}
-	path, args, env := r.command(kind, sc, s, token)
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return res, err
+	}
+	path, args, env := r.command(kind, sc, s, token, metricsAddr)
 	env = append(env, extraEnv...)
 
 	// Idle: started, connected, long-polling an empty job type.
@@ -285,6 +297,7 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 	if err != nil {
 		return res, err
 	}
+	stats0, statsErr := ScrapeGoStats(ctx, metricsAddr)
 	self0, _ := ProcCPU(os.Getpid())
 	stopProfile := r.startSimProfile(sc, kind)
 	limit := 2*time.Minute + time.Duration(sc.Jobs)*sc.Latency/time.Duration(max(1, min(sc.Concurrency, 4*sc.Mailboxes)))*3
@@ -306,6 +319,16 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 		return res, err
 	}
 	res.CPU = cpu1 - cpu0
+	if statsErr == nil {
+		var stats1 GoStats
+		if stats1, statsErr = ScrapeGoStats(ctx, metricsAddr); statsErr == nil {
+			res.AllocPerJob = (stats1.AllocBytes - stats0.AllocBytes) / float64(sc.Jobs)
+			res.GCsPer1000 = (stats1.GCs - stats0.GCs) * 1000 / float64(sc.Jobs)
+		}
+	}
+	if statsErr != nil {
+		r.logf("  %s %s: no Go runtime counters: %v", sc.Name, kind, statsErr)
+	}
 	res.TokenRequests = s.Identity.TokenRequests() - tokens0
 	res.Throttled429 = s.Graph.Stats().Throttled429
 	graphTime, _ := s.GraphTime()

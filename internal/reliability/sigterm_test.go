@@ -25,7 +25,7 @@ func TestReliabilitySIGTERM(t *testing.T) {
 	keys := loadtest.CreateJobs(s, sc)
 
 	const grace = 5 * time.Second
-	env := append(loadtest.ConnectorEnv(s, sc, "info", 20*time.Millisecond),
+	env := append(loadtest.ConnectorEnv(s, sc, "info", 20*time.Millisecond, "127.0.0.1:0"),
 		"CONNECTOR_SHUTDOWN_GRACE="+grace.String(), "MANAGEMENT_ADDR=")
 	p, err := loadtest.StartProc(bin, []string{"run"}, env)
 	require.NoError(t, err)
