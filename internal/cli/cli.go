@@ -20,6 +20,7 @@ import (
 	"github.com/o365-mail-connector/o365-mail-connector/internal/app"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/feel"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/gctune"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sandbox"
 )
 
@@ -130,6 +131,10 @@ func run(args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "startup failed:", err)
 		return ExitFailed
 	}
+	// Process-wide, so started here and not by app, which tests build
+	// several times in one process.
+	tuner := gctune.Start(gctune.Config{Floor: uint64(cfg.GCHeapFloor)}, env.LookupEnv)
+	defer tuner.Stop()
 	ctx, stop := signalContext(env)
 	defer stop()
 	if err := rt.Run(ctx); err != nil {

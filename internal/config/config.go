@@ -55,6 +55,7 @@ var Settings = []Setting{
 	{Env: "OAUTH_ALLOWED_HOSTS", Default: "login.microsoftonline.com,login.microsoftonline.us,login.chinacloudapi.cn", Help: "token endpoint hosts jobs may use (loopback is always allowed)"},
 	{Env: "SECRETS_ENV_PREFIX", Default: "SECRET_", Help: "prefix of environment variables that hold {{secrets.NAME}}"},
 	{Env: "SECRETS_DIR", Help: "directory with one file per secret (Kubernetes secret volume)"},
+	{Env: "CONNECTOR_GC_HEAP_FLOOR", Default: "16MiB", Help: "while busy, garbage collection waits for this much heap (0: Go's default; ignored when GOGC is set)"},
 	{Env: "MANAGEMENT_ADDR", Default: ":8080", Help: "address of /healthz, /readyz and /metrics (empty: off)"},
 	{Env: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
 	{Env: "LOG_FORMAT", Default: "json", Help: "json or console"},
@@ -86,6 +87,7 @@ type Config struct {
 	OAuthAllowedHosts       []string
 	SecretsEnvPrefix        string
 	SecretsDir              string
+	GCHeapFloor             int64
 	ManagementAddr          string
 	LogLevel                string
 	LogFormat               string
@@ -262,6 +264,9 @@ func parse(raw map[string]string) (Config, error) {
 		bad("GRAPH_MAX_RESPONSE_BYTES", "a size such as 3MiB or 4000000, at least 1KiB", raw["GRAPH_MAX_RESPONSE_BYTES"])
 	}
 	c.GraphMaxResponseBytes = n
+	if c.GCHeapFloor, err = ParseBytes(raw["CONNECTOR_GC_HEAP_FLOOR"]); err != nil || c.GCHeapFloor < 0 {
+		bad("CONNECTOR_GC_HEAP_FLOOR", "a size such as 16MiB, or 0 for Go's default", raw["CONNECTOR_GC_HEAP_FLOOR"])
+	}
 	for _, h := range strings.Split(raw["OAUTH_ALLOWED_HOSTS"], ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			if strings.ContainsAny(h, "/:@ ") {
