@@ -77,6 +77,7 @@ func connectorProfiled(path string) int {
 }
 
 func run() error {
+	repeat := flag.Int("repeat", 3, "runs of each worker per scenario, alternating; the table shows the median")
 	quick := flag.Bool("quick", false, "about a fifth of the jobs, for a smoke run")
 	jobsA := flag.Int("jobs-a", 10000, "jobs per run in scenario (a)")
 	jobsB := flag.Int("jobs-b", 12800, "jobs per run in scenario (b)")
@@ -99,6 +100,7 @@ func run() error {
 	if *quick {
 		*jobsA, *jobsB, *jobsC = max(*jobsA/5, 1), max(*jobsB/5, 1), max(*jobsC/3, 1)
 		*settle = min(*settle, 500*time.Millisecond)
+		*repeat = 1
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -139,16 +141,23 @@ func run() error {
 			scs = append(scs, sc)
 		}
 	}
-	var res []loadtest.Result
+	var res, all []loadtest.Result
 	for _, sc := range scs {
 		fmt.Fprintf(os.Stderr, "%s\n", sc.Title)
-		for _, kind := range []loadtest.Kind{loadtest.Connector, loadtest.Baseline} {
-			rr, err := r.Run(ctx, sc, kind)
-			if err != nil {
-				return fmt.Errorf("%s, %s: %w", sc.Name, kind, err)
+		// Connector and baseline alternate, so that a change in the
+		// machine's load hits both alike; each row is the median run.
+		var runs []loadtest.Result
+		for i := 0; i < max(*repeat, 1); i++ {
+			for _, kind := range []loadtest.Kind{loadtest.Connector, loadtest.Baseline} {
+				rr, err := r.Run(ctx, sc, kind)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", sc.Name, kind, err)
+				}
+				runs = append(runs, rr)
 			}
-			res = append(res, rr)
 		}
+		all = append(all, runs...)
+		res = append(res, loadtest.Median(runs, loadtest.Connector), loadtest.Median(runs, loadtest.Baseline))
 	}
 
 	var out bytes.Buffer
@@ -157,6 +166,10 @@ func run() error {
 	loadtest.Describe(&out, scs)
 	fmt.Fprintln(&out)
 	loadtest.Table(&out, res)
+	if *repeat > 1 {
+		fmt.Fprintf(&out, "\nEach row is the median of %d runs by jobs/s; connector and baseline runs alternate. All runs:\n\n", *repeat)
+		loadtest.Runs(&out, all)
+	}
 	fmt.Fprintln(&out, "\nTargets:")
 	checks := loadtest.Checks(res)
 	loadtest.WriteChecks(&out, checks)

@@ -100,3 +100,23 @@ func (l tlog) Write(p []byte) (int, error) {
 	l.t.Log(time.Now().Format("15:04:05.000"), strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+func TestMedianAndRuns(t *testing.T) {
+	a := Scenarios(100, 100, 100)[0]
+	runs := []Result{
+		{Scenario: a, Kind: Connector, JobsPerSec: 300},
+		{Scenario: a, Kind: Baseline, JobsPerSec: 900},
+		{Scenario: a, Kind: Connector, JobsPerSec: 100},
+		{Scenario: a, Kind: Baseline, JobsPerSec: 700},
+		{Scenario: a, Kind: Connector, JobsPerSec: 200},
+		{Scenario: a, Kind: Baseline, JobsPerSec: 800},
+	}
+	require.Equal(t, 200.0, Median(runs, Connector).JobsPerSec)
+	require.Equal(t, 800.0, Median(runs, Baseline).JobsPerSec)
+	require.Equal(t, 100.0, Median(runs[:4], Connector).JobsPerSec, "the lower middle of an even count")
+	require.Zero(t, Median(nil, Connector).JobsPerSec)
+	var buf bytes.Buffer
+	Runs(&buf, runs)
+	require.Equal(t, "- a1 connector: 300 jobs/s (0.000 CPU s/1k), 100 jobs/s (0.000 CPU s/1k), 200 jobs/s (0.000 CPU s/1k)\n"+
+		"- a1 baseline: 900 jobs/s (0.000 CPU s/1k), 700 jobs/s (0.000 CPU s/1k), 800 jobs/s (0.000 CPU s/1k)\n", buf.String())
+}

@@ -1,8 +1,10 @@
 package loadtest
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -180,6 +182,43 @@ makes one GET with a pre-fetched token and completes the job whatever Graph
 answered; the connector authenticates with the client-credentials flow
 against the identity simulator. Graph enforces 4 requests in flight per
 mailbox (429 beyond).`
+
+// Median returns kind's run with the median throughput (the lower middle
+// one of an even count).
+func Median(runs []Result, kind Kind) Result {
+	var of []Result
+	for _, r := range runs {
+		if r.Kind == kind {
+			of = append(of, r)
+		}
+	}
+	if len(of) == 0 {
+		return Result{Kind: kind}
+	}
+	slices.SortFunc(of, func(a, b Result) int { return cmp.Compare(a.JobsPerSec, b.JobsPerSec) })
+	return of[(len(of)-1)/2]
+}
+
+// Runs writes every run's throughput and CPU, per scenario and worker, in
+// the order they ran.
+func Runs(w io.Writer, runs []Result) {
+	type key struct {
+		name string
+		kind Kind
+	}
+	var order []key
+	lines := map[key][]string{}
+	for _, r := range runs {
+		k := key{r.Scenario.Name, r.Kind}
+		if _, seen := lines[k]; !seen {
+			order = append(order, k)
+		}
+		lines[k] = append(lines[k], fmt.Sprintf("%.0f jobs/s (%.3f CPU s/1k)", r.JobsPerSec, r.CPUPer1000.Seconds()))
+	}
+	for _, k := range order {
+		fmt.Fprintf(w, "- %s %s: %s\n", k.name, k.kind, strings.Join(lines[k], ", "))
+	}
+}
 
 // Describe writes the scenarios' settings.
 func Describe(w io.Writer, scs []Scenario) {

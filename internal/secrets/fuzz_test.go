@@ -2,51 +2,33 @@ package secrets
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 )
 
-// reference is a plain scanner for the placeholder syntax, written without
-// the regexp, against which Substitute is checked.
+// placeholderRE and nameRE are the patterns the scanners implement
+// (Camunda's placeholder pattern and the secret name syntax): the reference
+// against which Substitute and validName are checked.
+var (
+	placeholderRE = regexp.MustCompile(`\{\{\s*secrets\.([^\s{}]*)\s*\}\}`)
+	nameRE        = regexp.MustCompile(`^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$`)
+)
+
 func reference(in string, value func(string) (string, bool)) (string, bool) {
-	var b strings.Builder
 	ok := true
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' } // RE2's \s: no \v
-	for i := 0; i < len(in); {
-		if strings.HasPrefix(in[i:], "{{") {
-			j := i + 2
-			for j < len(in) && isSpace(in[j]) {
-				j++
-			}
-			if strings.HasPrefix(in[j:], "secrets.") {
-				j += len("secrets.")
-				start := j
-				for j < len(in) && !isSpace(in[j]) && in[j] != '{' && in[j] != '}' {
-					j++
-				}
-				name := in[start:j]
-				for j < len(in) && isSpace(in[j]) {
-					j++
-				}
-				if strings.HasPrefix(in[j:], "}}") {
-					v, found := value(name)
-					ok = ok && found
-					b.WriteString(v)
-					i = j + 2
-					continue
-				}
-			}
-		}
-		b.WriteByte(in[i])
-		i++
-	}
-	return b.String(), ok
+	out := placeholderRE.ReplaceAllStringFunc(in, func(m string) string {
+		v, found := value(placeholderRE.FindStringSubmatch(m)[1])
+		ok = ok && found
+		return v
+	})
+	return out, ok
 }
 
 func fuzzValue(name string) (string, bool) {
-	if !validName.MatchString(name) {
+	if !nameRE.MatchString(name) {
 		return "", false
 	}
 	return "<" + name + ">", true
@@ -75,6 +57,9 @@ func FuzzSubstitute(f *testing.F) {
 		{"{{secrets.}}{{secrets.a", " "},
 		{"\u00e9{{\tsecrets.\u00e9\n}}", "\x00"},
 		{"{{\vsecrets.A}}", "A"},
+		{"{{secrets.a..b}} {{secrets.-a}}", "a-"},
+		{"{{ secrets.__x__ }}{{secrets.a.b-c_d}}", "a.b-c_d"},
+		{"{{secrets.x/y}}", "."},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -82,6 +67,12 @@ func FuzzSubstitute(f *testing.F) {
 		return fuzzValue(strings.TrimPrefix(k, DefaultEnvPrefix))
 	}})
 	f.Fuzz(func(t *testing.T, raw, name string) {
+		if validName(name) != nameRE.MatchString(name) {
+			t.Fatalf("validName(%q) = %v, the pattern says %v", name, validName(name), nameRE.MatchString(name))
+		}
+		if validName(raw) != nameRE.MatchString(raw) {
+			t.Fatalf("validName(%q) = %v, the pattern says %v", raw, validName(raw), nameRE.MatchString(raw))
+		}
 		// 1. Arbitrary text: same result as the reference scanner, and an
 		// error exactly when the reference meets an unresolvable name.
 		want, resolvable := reference(raw, fuzzValue)

@@ -15,7 +15,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,17 +34,67 @@ const DefaultEnvPrefix = "SECRET_"
 // credential, and must not end up in a job's variables.
 const maxFileSize = 1 << 20
 
-// placeholder matches like Camunda's runtime: optional blanks inside the
-// braces, the name runs up to the first blank or brace. Names are checked
-// afterwards so that a malformed one is reported instead of silently left
-// in place.
-var placeholder = regexp.MustCompile(`\{\{\s*secrets\.([^\s{}]*)\s*\}\}`)
+// A placeholder is matched like Camunda's runtime does with the pattern
+// \{\{\s*secrets\.([^\s{}]*)\s*\}\}: optional blanks inside the braces,
+// the name runs up to the first blank or brace. Names are checked
+// afterwards (validName) so that a malformed one is reported instead of
+// silently left in place. Both are scanned by hand: a regexp was a fifth of
+// the pipeline's own CPU per job; the tests hold the scanners to the
+// pattern.
+
+// isSpace is RE2's \s (no \v).
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+// nextPlaceholder finds the leftmost placeholder in s at or after from.
+func nextPlaceholder(s string, from int) (start, end int, name string, ok bool) {
+	for from < len(s) {
+		i := strings.Index(s[from:], "{{")
+		if i < 0 {
+			break
+		}
+		i += from
+		j := i + 2
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		if strings.HasPrefix(s[j:], "secrets.") {
+			j += len("secrets.")
+			k := j
+			for k < len(s) && !isSpace(s[k]) && s[k] != '{' && s[k] != '}' {
+				k++
+			}
+			name := s[j:k]
+			for k < len(s) && isSpace(s[k]) {
+				k++
+			}
+			if strings.HasPrefix(s[k:], "}}") {
+				return i, k + 2, name, true
+			}
+		}
+		from = i + 1
+	}
+	return 0, 0, "", false
+}
 
 // validName is Camunda's secret name syntax (alphanumeric words joined by
-// single '.', '_' or '-') widened to allow leading, trailing and doubled
-// '_' as environment variable names often have. '/' is refused: it would
-// address sub-directories of the secrets directory.
-var validName = regexp.MustCompile(`^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$`)
+// single '.' or '-') widened to allow leading, trailing and doubled '_' as
+// environment variable names often have: ^[A-Za-z0-9_]+([.-][A-Za-z0-9_]+)*$.
+// '/' is refused: it would address sub-directories of the secrets
+// directory.
+func validName(name string) bool {
+	word := false // inside a word of [A-Za-z0-9_]
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
+			word = true
+		case (c == '.' || c == '-') && word:
+			word = false
+		default:
+			return false
+		}
+	}
+	return word
+}
 
 // Config configures a Resolver. The zero value reads SECRET_* environment
 // variables only.
@@ -127,20 +176,20 @@ func (s *substitution) str(in string) (string, bool) {
 	if !strings.Contains(in, "{{") {
 		return in, false
 	}
-	locs := placeholder.FindAllStringSubmatchIndex(in, -1)
-	if len(locs) == 0 {
+	start, end, name, found := nextPlaceholder(in, 0)
+	if !found {
 		return in, false
 	}
 	var b strings.Builder
 	last := 0
-	for _, l := range locs {
-		name := in[l[2]:l[3]]
+	for found {
 		val, ok := s.resolve(name)
-		b.WriteString(in[last:l[0]])
+		b.WriteString(in[last:start])
 		if ok {
 			b.WriteString(val)
 		}
-		last = l[1]
+		last = end
+		start, end, name, found = nextPlaceholder(in, end)
 	}
 	b.WriteString(in[last:])
 	return b.String(), true
@@ -214,10 +263,8 @@ func locate(v any, path string, fn func(name, path string)) {
 	index := func(i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 	switch t := v.(type) {
 	case string:
-		if strings.Contains(t, "{{") {
-			for _, m := range placeholder.FindAllStringSubmatch(t, -1) {
-				fn(m[1], path)
-			}
+		for _, end, name, ok := nextPlaceholder(t, 0); ok; _, end, name, ok = nextPlaceholder(t, end) {
+			fn(name, path)
 		}
 	case map[string]any:
 		for k, e := range t {
@@ -241,7 +288,7 @@ func locate(v any, path string, fn func(name, path string)) {
 // lookupSecret returns the value or, when there is none, why: a reason that
 // names providers but never a value.
 func (r *Resolver) lookupSecret(name string) (value, reason string) {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return "", "is not a valid secret name (letters, digits, '_', and single '.' or '-' between them)"
 	}
 	if v, ok := r.lookup(r.prefix + name); ok {
