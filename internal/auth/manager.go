@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -89,6 +90,28 @@ type Manager struct {
 	flights singleflight.Group
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]*entry
+
+	// endpoints remembers token endpoints that passed checkEndpoint (URL
+	// → host): every job of a process names the same few, and parsing
+	// them again was a visible share of a job's CPU. Refusals are not
+	// kept; the map stops growing at maxCheckedEndpoints.
+	endpoints     sync.Map
+	endpointCount atomic.Int64
+}
+
+const maxCheckedEndpoints = 1024
+
+func (m *Manager) checkEndpoint(raw string) (string, error) {
+	if host, ok := m.endpoints.Load(raw); ok {
+		return host.(string), nil
+	}
+	host, err := checkEndpoint(raw, m.allowed)
+	if err == nil && m.endpointCount.Load() < maxCheckedEndpoints {
+		if _, loaded := m.endpoints.LoadOrStore(raw, host); !loaded {
+			m.endpointCount.Add(1)
+		}
+	}
+	return host, err
 }
 
 // entry is the cache state of one set of credentials.
@@ -161,7 +184,7 @@ func (m *Manager) Credentials(in Input) (graph.Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, err := checkEndpoint(s.endpoint, m.allowed)
+	host, err := m.checkEndpoint(s.endpoint)
 	if err != nil {
 		return nil, err
 	}

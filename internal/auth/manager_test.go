@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -242,34 +243,65 @@ func TestEndpointPolicy(t *testing.T) {
 		{"https:///token", false, "absolute"},
 		{"::not a url", false, "absolute"},
 	}
-	for _, c := range cases {
-		t.Run(c.url, func(t *testing.T) {
-			in := Input{Type: TypeClientCredentials, OAuthTokenEndpoint: c.url, ClientID: "id", ClientSecret: "sec"}
-			before := ct.n.Load()
-			creds, err := e.m.Credentials(in)
-			if !c.ok {
-				ce := wantInputErr(t, err, "authentication.oauthTokenEndpoint")
-				if !strings.Contains(ce.Message, c.mention) {
-					t.Errorf("message %q lacks %q", ce.Message, c.mention)
-				}
-				if strings.Contains(ce.Message, "pw@") {
-					t.Error("message repeats userinfo")
-				}
-				if ct.n.Load() != before {
-					t.Fatal("a refused endpoint was requested")
-				}
-				return
+	// Twice: the second pass goes through the Manager's memory of checked
+	// endpoints, which must give the same answers.
+	for pass := 1; pass <= 2; pass++ {
+		for _, c := range cases {
+			checkEndpointCase(t, e, ct, pass, c.url, c.ok, c.mention)
+		}
+	}
+}
+
+func checkEndpointCase(t *testing.T, e *env, ct *countingTransport, pass int, url string, ok bool, mention string) {
+	c := struct {
+		url     string
+		ok      bool
+		mention string
+	}{url, ok, mention}
+	t.Run(fmt.Sprintf("pass%d/%s", pass, c.url), func(t *testing.T) {
+		in := Input{Type: TypeClientCredentials, OAuthTokenEndpoint: c.url, ClientID: "id", ClientSecret: "sec"}
+		before := ct.n.Load()
+		creds, err := e.m.Credentials(in)
+		if !c.ok {
+			ce := wantInputErr(t, err, "authentication.oauthTokenEndpoint")
+			if !strings.Contains(ce.Message, c.mention) {
+				t.Errorf("message %q lacks %q", ce.Message, c.mention)
 			}
-			if err != nil {
-				t.Fatal(err)
+			if strings.Contains(ce.Message, "pw@") {
+				t.Error("message repeats userinfo")
 			}
 			if ct.n.Load() != before {
-				t.Fatal("Credentials made a request")
+				t.Fatal("a refused endpoint was requested")
 			}
-			if tok, err := creds.Token(context.Background()); err != nil || tok != "stub-token" {
-				t.Fatalf("%q %v", tok, err)
-			}
-		})
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct.n.Load() != before {
+			t.Fatal("Credentials made a request")
+		}
+		if tok, err := creds.Token(context.Background()); err != nil || tok != "stub-token" {
+			t.Fatalf("%q %v", tok, err)
+		}
+	})
+}
+
+func TestCheckedEndpointsAreBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := 0; i < maxCheckedEndpoints+50; i++ {
+		in := Input{Type: TypeClientCredentials, OAuthTokenEndpoint: fmt.Sprintf("http://127.0.0.1:1/t%d/token", i), ClientID: "id", ClientSecret: "sec"}
+		if _, err := e.m.Credentials(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	e.m.endpoints.Range(func(any, any) bool { n++; return true })
+	if n != maxCheckedEndpoints {
+		t.Fatalf("%d endpoints remembered, want the bound %d", n, maxCheckedEndpoints)
+	}
+	if _, err := e.m.Credentials(Input{Type: TypeClientCredentials, OAuthTokenEndpoint: "https://evil.example.com/token", ClientID: "id", ClientSecret: "sec"}); err == nil {
+		t.Fatal("a refused endpoint passed once the memory was full")
 	}
 }
 

@@ -911,3 +911,26 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestIsJSONType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                               true,
+		"application/json; odata.metadata=minimal":       true,
+		"Application/JSON;charset=utf-8":                 true,
+		"application/json ; charset=utf-8":               true,
+		"application/problem+json":                       true,
+		"application/vnd.api+json; charset=utf-8":        true,
+		"application/jsonx":                              false,
+		"application/json-seq":                           false,
+		"text/plain":                                     false,
+		"text/html; charset=utf-8":                       false,
+		"application/octet-stream":                       false,
+		"application/json;;":                             true,
+		"application/x-json":                             false,
+		"multipart/mixed; boundary=\"application/json\"": false,
+	} {
+		if got := isJSONType(ct); got != want {
+			t.Errorf("isJSONType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

@@ -48,10 +48,26 @@ func decodeBody(h http.Header, raw []byte) (body any, rawJSON json.RawMessage) {
 		}
 		return string(raw), nil
 	}
-	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+	if isJSONType(ct) {
 		return nil, raw
 	}
 	return string(raw), nil
+}
+
+// isJSONType tells whether a Content-Type is JSON. Graph's own
+// "application/json; odata.metadata=minimal; ..." is recognised without
+// parsing its parameters, which cost more than the rest of reading a small
+// answer.
+func isJSONType(ct string) bool {
+	const prefix = "application/json"
+	if len(ct) >= len(prefix) && strings.EqualFold(ct[:len(prefix)], prefix) {
+		rest := strings.TrimLeft(ct[len(prefix):], " \t")
+		if rest == "" || rest[0] == ';' {
+			return true
+		}
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 func decodeJSON(raw []byte) (any, error) {
