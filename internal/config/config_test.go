@@ -131,3 +131,19 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 		require.Contains(t, string(readme), "`--"+s.Flag()+"`")
 	}
 }
+
+func TestGCHeapFloor(t *testing.T) {
+	for raw, want := range map[string]int64{"16MiB": 16 << 20, "0": 0, "64 MiB": 64 << 20, "8000000": 8000000} {
+		c, err := Load(flags(t), env(map[string]string{"CONNECTOR_GC_HEAP_FLOOR": raw}))
+		require.NoError(t, err, raw)
+		require.Equal(t, want, c.GCHeapFloor, raw)
+	}
+	require.Equal(t, int64(16<<20), Defaults().GCHeapFloor)
+	for _, raw := range []string{"-1", "lots", "16 parsecs"} {
+		_, err := Load(flags(t), env(map[string]string{"CONNECTOR_GC_HEAP_FLOOR": raw}))
+		var ce *Error
+		require.ErrorAs(t, err, &ce, raw)
+		require.Len(t, ce.Problems, 1)
+		require.Contains(t, ce.Problems[0], "CONNECTOR_GC_HEAP_FLOOR:")
+	}
+}

@@ -19,6 +19,9 @@ const maxPooledBody = 64 << 10
 // minBodyBuffer is the first buffer for a body of unknown length (chunked).
 const minBodyBuffer = 8 << 10
 
+// getBodyBuffer returns an empty buffer with room for hint bytes. A pooled
+// buffer too small for the hint is left to the collector rather than put
+// back, so that the pool drifts towards the sizes actually seen.
 func getBodyBuffer(hint int) *[]byte {
 	if hint <= maxPooledBody {
 		if p, ok := bodyPool.Get().(*[]byte); ok && cap(*p) >= hint {

@@ -446,11 +446,7 @@ func (c *Client) statusError(resp *http.Response, raw []byte, ci *callInfo) *con
 }
 
 func (c *Client) responseVar(status int, h http.Header, body any) any {
-	return c.cfg.Redactor.Value(map[string]any{
-		"status":  status,
-		"headers": headerMap(h),
-		"body":    body,
-	})
+	return c.cfg.Redactor.Value(responseObject(status, headerMap(h), body))
 }
 
 // maxErrorText bounds a non-JSON error body copied into error variables

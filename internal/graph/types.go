@@ -55,9 +55,7 @@ func (r *Response) JSONBody() (any, error) {
 		v, err := decodeJSON(r.Raw)
 		if err != nil {
 			e := connerr.New("502", "malformed JSON from Graph: %v", err)
-			e.Variables = map[string]any{"response": map[string]any{
-				"status": r.Status, "headers": r.HeaderMap(), "body": truncateString(string(r.Raw)),
-			}}
+			e.Variables = map[string]any{"response": responseObject(r.Status, r.HeaderMap(), truncateString(string(r.Raw)))}
 			e.Cause = err
 			return nil, e
 		}
@@ -77,7 +75,13 @@ func (r *Response) AsMap() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"status": r.Status, "headers": r.HeaderMap(), "body": body}, nil
+	return responseObject(r.Status, r.HeaderMap(), body), nil
+}
+
+// responseObject is the shape of a response in process variables, the
+// same as Camunda's REST connector: {status, headers, body}.
+func responseObject(status int, headers map[string]any, body any) map[string]any {
+	return map[string]any{"status": status, "headers": headers, "body": body}
 }
 
 // HeaderMap returns Headers, building it from the HTTP header on first use.

@@ -65,13 +65,15 @@ type Runner struct {
 	// Progress receives one line per phase; nil = silent.
 	Progress io.Writer
 	// SimProfileDir, when set, receives a CPU profile of this process (the
-	// simulators) over each measured run, named <scenario>-<kind>.pprof:
+	// simulators) over each measured run, named <scenario>-<kind>.pprof (the
+	// last run of each wins):
 	// the simulators share the machine, so work a worker causes them to do
 	// costs its throughput too.
 	SimProfileDir string
 	// ConnectorCmd, when set, replaces ConnectorBin (with "run") as the
-	// connector's command; ConnectorProfileDir is then passed to it as
-	// LOADTEST_CPUPROFILE=<dir>/<scenario>-<phase>-child.pprof.
+	// connector's command and gets
+	// LOADTEST_CPUPROFILE=<ConnectorProfileDir>/<scenario>-child.pprof;
+	// each run of a scenario overwrites it, so the file holds the last.
 	ConnectorCmd        []string
 	ConnectorProfileDir string
 	// ConnectorEnv is added to the connector's environment (GOGC=...,

@@ -171,11 +171,6 @@ func (s *substitution) value(v any) (any, bool) {
 }
 
 func (s *substitution) str(in string) (string, bool) {
-	// Cheap pre-check; the regexp runs only on strings that may hold a
-	// placeholder.
-	if !strings.Contains(in, "{{") {
-		return in, false
-	}
 	start, end, name, found := nextPlaceholder(in, 0)
 	if !found {
 		return in, false

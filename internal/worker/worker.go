@@ -495,7 +495,9 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 
 // handBack returns a job that no handler started, with its retries intact.
 func (w *Worker) handBack(ej entities.Job) {
-	err := w.retry(time.Now().Add(10*time.Second), func(c context.Context) error {
+	// One attempt's time in all: shutdown should not wait on a gateway
+	// that is gone, the job comes back after its timeout anyway.
+	err := w.retry(time.Now().Add(commandAttemptTimeout), func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err
