@@ -3,10 +3,13 @@ package connector
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
 )
 
 // FuzzDecodeVariables feeds arbitrary variable documents to the pipeline's
@@ -45,6 +48,9 @@ func FuzzDecodeVariables(f *testing.F) {
 		if vars == nil {
 			t.Fatal("nil variables without an error")
 		}
+		if want, ok := referenceDecode(doc); ok && !reflect.DeepEqual(vars, want) {
+			t.Fatalf("decoded %#v, encoding/json into a map gives %#v", vars, want)
+		}
 		for k := range vars {
 			if !allowed[k] {
 				t.Fatalf("variable %q kept", k)
@@ -59,6 +65,60 @@ func FuzzDecodeVariables(f *testing.F) {
 			t.Fatalf("operation type %q is empty or untrimmed", typ)
 		}
 	})
+}
+
+// referenceDecode is the straightforward decoding: into a map, numbers
+// kept as written, only the connector's variables kept.
+func referenceDecode(doc string) (map[string]any, bool) {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, false
+	}
+	out := map[string]any{}
+	for k, v := range m {
+		if slices.Contains(job.Variables, k) {
+			out[k] = v
+		}
+	}
+	return out, true
+}
+
+func TestDecodeVariables(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want map[string]any
+		err  string // part of the refusal
+	}{
+		{doc: `{"operation":{"type":"listMessages","top":10},"x":1}`, want: map[string]any{"operation": map[string]any{"type": "listMessages", "top": json.Number("10")}}},
+		{doc: `null`, want: map[string]any{}},
+		{doc: ``, want: map[string]any{}},
+		{doc: `[{"operation":{}}]`, err: "got a list"},
+		{doc: `"operation"`, err: "got string"},
+		{doc: `42`, err: "got number 42"},
+		{doc: `{"operation":`, err: "unexpected EOF"},
+	} {
+		vars, err := decodeVariables(tc.doc)
+		if tc.err != "" {
+			if err == nil {
+				t.Errorf("%s: accepted as %v", tc.doc, vars)
+				continue
+			}
+			requireInput(t, err, "variables")
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: %v, want it to say %q", tc.doc, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.doc, err)
+			continue
+		}
+		if !reflect.DeepEqual(vars, tc.want) {
+			t.Errorf("%s: %#v, want %#v", tc.doc, vars, tc.want)
+		}
+	}
 }
 
 func requireInput(t *testing.T, err error, names string) {

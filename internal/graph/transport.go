@@ -133,20 +133,18 @@ func (t *mailboxTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			}
 			continue
 		}
-		select {
-		case mb.sem <- struct{}{}:
-		case <-ctx.Done():
+		if err := mb.acquire(ctx); err != nil {
 			closeBody(req)
-			return nil, ctx.Err()
+			return nil, err
 		}
 		if ms.notBefore(mb).After(t.c.cfg.Now()) {
 			// Another job got throttled while we waited for the slot.
-			<-mb.sem
+			mb.release()
 			continue
 		}
 		break
 	}
-	defer func() { <-mb.sem }()
+	defer mb.release()
 	return t.next.RoundTrip(req)
 }
 
