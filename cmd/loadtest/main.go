@@ -148,7 +148,7 @@ func run() error {
 		// machine's load hits both alike; each row is the median run.
 		var runs []loadtest.Result
 		for i := 0; i < max(*repeat, 1); i++ {
-			for _, kind := range []loadtest.Kind{loadtest.Connector, loadtest.Baseline} {
+			for _, kind := range sc.Kinds() {
 				rr, err := r.Run(ctx, sc, kind)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", sc.Name, kind, err)
@@ -157,7 +157,9 @@ func run() error {
 			}
 		}
 		all = append(all, runs...)
-		res = append(res, loadtest.Median(runs, loadtest.Connector), loadtest.Median(runs, loadtest.Baseline))
+		for _, kind := range sc.Kinds() {
+			res = append(res, loadtest.Median(runs, kind))
+		}
 	}
 
 	var out bytes.Buffer

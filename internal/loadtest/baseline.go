@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +38,10 @@ type BaselineConfig struct {
 	JobTimeout    time.Duration
 	// MetricsAddr serves the Go runtime counters (optional).
 	MetricsAddr string
+	// MailboxConcurrency, when positive, holds the worker to that many
+	// Graph requests in flight per mailbox, as the connector holds itself
+	// to Graph's limit. The issue's baseline has no such limit (0).
+	MailboxConcurrency int
 }
 
 // Env renders c as the environment of a baseline child process.
@@ -51,6 +57,7 @@ func (c BaselineConfig) Env() []string {
 		"BASELINE_POLL_INTERVAL=" + c.PollInterval.String(),
 		"BASELINE_JOB_TIMEOUT=" + c.JobTimeout.String(),
 		"BASELINE_METRICS_ADDR=" + c.MetricsAddr,
+		"BASELINE_MAILBOX_CONCURRENCY=" + strconv.Itoa(c.MailboxConcurrency),
 	}
 }
 
@@ -70,6 +77,11 @@ func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
 	if c.Concurrency, err = strconv.Atoi(getenv("BASELINE_CONCURRENCY")); err != nil {
 		return c, fmt.Errorf("BASELINE_CONCURRENCY: %w", err)
 	}
+	if v := getenv("BASELINE_MAILBOX_CONCURRENCY"); v != "" {
+		if c.MailboxConcurrency, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("BASELINE_MAILBOX_CONCURRENCY: %w", err)
+		}
+	}
 	if c.PollInterval, err = time.ParseDuration(getenv("BASELINE_POLL_INTERVAL")); err != nil {
 		return c, fmt.Errorf("BASELINE_POLL_INTERVAL: %w", err)
 	}
@@ -84,7 +96,8 @@ func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
 
 // RunBaseline is the `baseline` subcommand: the least a Zeebe worker for
 // this job type can do. A zbc JobWorker whose handler makes one plain GET to
-// the job's mailbox and completes the job whatever Graph answered. It runs
+// the job's mailbox and completes the job whatever Graph answered (with
+// MailboxConcurrency, after waiting for one of the mailbox's slots). It runs
 // until SIGTERM or SIGINT.
 func RunBaseline(c BaselineConfig) error {
 	client, err := zbc.NewClient(&zbc.ClientConfig{GatewayAddress: c.ZeebeAddress, UsePlaintextConnection: true})
@@ -105,6 +118,7 @@ func RunBaseline(c BaselineConfig) error {
 	hc := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: c.Concurrency, MaxIdleConnsPerHost: c.Concurrency, IdleConnTimeout: 90 * time.Second,
 	}, Timeout: 30 * time.Second}
+	slots := newMailboxSlots(c.MailboxConcurrency)
 	handler := func(jc worker.JobClient, j entities.Job) {
 		ctx := context.Background()
 		var v struct {
@@ -119,6 +133,7 @@ func RunBaseline(c BaselineConfig) error {
 			folder = "inbox"
 		}
 		u := c.GraphURL + "/users/" + url.PathEscape(v.Operation.UserID) + "/mailFolders/" + url.PathEscape(folder) + "/messages"
+		release := slots.acquire(v.Operation.UserID)
 		if req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil); err == nil {
 			req.Header.Set("Authorization", "Bearer "+c.Token)
 			if resp, err := hc.Do(req); err == nil {
@@ -126,6 +141,7 @@ func RunBaseline(c BaselineConfig) error {
 				resp.Body.Close()
 			}
 		}
+		release()
 		_, _ = jc.NewCompleteJobCommand().JobKey(j.GetKey()).Send(ctx)
 	}
 	w := client.NewJobWorker().JobType(JobType).Handler(handler).
@@ -148,4 +164,37 @@ func RunBaseline(c BaselineConfig) error {
 	case <-time.After(500 * time.Millisecond):
 	}
 	return nil
+}
+
+// mailboxSlots is the simplest per-mailbox limit: a semaphore per mailbox,
+// kept for the life of the process (the load test has few mailboxes).
+type mailboxSlots struct {
+	n  int
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// newMailboxSlots returns nil, no limit, for n ≤ 0.
+func newMailboxSlots(n int) *mailboxSlots {
+	if n <= 0 {
+		return nil
+	}
+	return &mailboxSlots{n: n, m: map[string]chan struct{}{}}
+}
+
+// acquire waits for a slot of the mailbox and returns its release.
+func (s *mailboxSlots) acquire(mailbox string) (release func()) {
+	if s == nil {
+		return func() {}
+	}
+	key := strings.ToLower(mailbox)
+	s.mu.Lock()
+	sem := s.m[key]
+	if sem == nil {
+		sem = make(chan struct{}, s.n)
+		s.m[key] = sem
+	}
+	s.mu.Unlock()
+	sem <- struct{}{}
+	return func() { <-sem }
 }

@@ -66,6 +66,49 @@ func TestChecks(t *testing.T) {
 	require.Contains(t, buf.String(), "¹ measured from job creation")
 }
 
+// The limited baseline runs only where the limit holds the connector below
+// its concurrency, and its figure stands beside the verdict, not in it.
+func TestLimitedBaselineBesideTheVerdict(t *testing.T) {
+	scs := Scenarios(100, 100, 100)
+	require.Equal(t, []Kind{Connector, Baseline, LimitedBaseline}, scs[0].Kinds(), "a1: 16 handlers, 4 slots")
+	for _, sc := range scs[1:] {
+		require.Equal(t, []Kind{Connector, Baseline}, sc.Kinds(), sc.Name)
+	}
+	a1 := scs[0]
+	res := []Result{
+		{Scenario: a1, Kind: Connector, Completed: 100, JobsPerSec: 800, RSSIdle: 20 << 20, TokenRequests: 1},
+		{Scenario: a1, Kind: Baseline, Completed: 100, JobsPerSec: 1000, RSSIdle: 20 << 20},
+		{Scenario: a1, Kind: LimitedBaseline, Completed: 100, JobsPerSec: 640, RSSIdle: 20 << 20},
+	}
+	checks := Checks(res)
+	missed := Missed(checks)
+	require.Len(t, missed, 1, "%v", missed)
+	require.Contains(t, missed[0], "a1: throughput ≥ 0.85 × baseline (got 0.80 (800 vs 1000 jobs/s; 1.25 × the limited baseline's 640))")
+	var buf bytes.Buffer
+	Table(&buf, res)
+	require.Contains(t, buf.String(), "| limited baseline | 100 | 640 | connector 1.25 × this |")
+}
+
+// Held to the mailbox limit, the bare worker never draws a 429 where the
+// unlimited one does: one mailbox, 8 handlers, 5 ms in Graph.
+func TestLimitedBaselineKeepsToTheMailboxLimit(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	r := &Runner{BaselineCmd: []string{exe, "-test.run=^$"}, PollInterval: 20 * time.Millisecond, IdleSettle: 50 * time.Millisecond, Progress: tlog{t}}
+	sc := Scenario{Name: "t", Title: "test", Jobs: 200, Mailboxes: 1, Latency: 5 * time.Millisecond,
+		MaxJobsActive: 16, Concurrency: 8, MailboxConcurrency: 4}
+	require.True(t, sc.LimitBinds())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	unlimited, err := r.runWithEnv(ctx, sc, Baseline, []string{"LOADTEST_BE_BASELINE=1"})
+	require.NoError(t, err)
+	require.Positive(t, unlimited.Throttled429, "8 handlers on one mailbox exceed Graph's 4")
+	limited, err := r.runWithEnv(ctx, sc, LimitedBaseline, []string{"LOADTEST_BE_BASELINE=1"})
+	require.NoError(t, err)
+	require.Equal(t, sc.Jobs, limited.Completed)
+	require.Zero(t, limited.Throttled429)
+}
+
 // A small run of the real measurement over the baseline worker (this test
 // binary in its baseline role): every job is completed, activation times
 // come from the polls, and the child's figures are read.

@@ -69,6 +69,11 @@ func ratio(results []Result, r Result) string {
 			return fmt.Sprintf("%.2f × baseline", r.JobsPerSec/b.JobsPerSec)
 		}
 	}
+	if r.Kind == LimitedBaseline && r.JobsPerSec > 0 {
+		if c, ok := find(results, r.Scenario.Name, Connector); ok {
+			return fmt.Sprintf("connector %.2f × this", c.JobsPerSec/r.JobsPerSec)
+		}
+	}
 	return "—"
 }
 
@@ -117,8 +122,14 @@ func Checks(results []Result) []Check {
 		if sc.Latency == 0 {
 			if b, ok := find(results, sc.Name, Baseline); ok && b.JobsPerSec > 0 {
 				q := r.JobsPerSec / b.JobsPerSec
-				out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × baseline", sc.Name, TargetVsBaseline),
-					fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s)", q, r.JobsPerSec, b.JobsPerSec), q >= TargetVsBaseline})
+				got := fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s)", q, r.JobsPerSec, b.JobsPerSec)
+				if l, ok := find(results, sc.Name, LimitedBaseline); ok && l.JobsPerSec > 0 {
+					// Beside the verdict, not in it: the target is the
+					// issue's baseline.
+					got = fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s; %.2f × the limited baseline's %.0f)",
+						q, r.JobsPerSec, b.JobsPerSec, r.JobsPerSec/l.JobsPerSec, l.JobsPerSec)
+				}
+				out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × baseline", sc.Name, TargetVsBaseline), got, q >= TargetVsBaseline})
 			}
 		}
 		if sc.Name == "b" {
@@ -181,7 +192,11 @@ MaxJobsActive, concurrency, poll interval, fetched variables) whose handler
 makes one GET with a pre-fetched token and completes the job whatever Graph
 answered; the connector authenticates with the client-credentials flow
 against the identity simulator. Graph enforces 4 requests in flight per
-mailbox (429 beyond).`
+mailbox (429 beyond). Where that limit binds (more handlers than the
+mailboxes have slots: (a) with one mailbox), a limited baseline runs too:
+the same bare worker holding itself to GRAPH_MAILBOX_CONCURRENCY requests
+in flight per mailbox, as the connector does; the target stays against the
+baseline without the limit.`
 
 // Median returns kind's run with the median throughput (the lower middle
 // one of an even count).

@@ -20,10 +20,13 @@ import (
 // Kind is the worker under test.
 type Kind string
 
-// The two workers of every scenario.
+// The workers: the connector and the baseline run in every
+// scenario; the limited baseline only where Graph's per-mailbox limit
+// binds (LimitBinds), as the like-for-like comparison there.
 const (
-	Connector Kind = "connector"
-	Baseline  Kind = "baseline"
+	Connector       Kind = "connector"
+	Baseline        Kind = "baseline"
+	LimitedBaseline Kind = "limited baseline"
 )
 
 // Scenario is one load shape.
@@ -37,6 +40,20 @@ type Scenario struct {
 	Concurrency   int
 	// MailboxConcurrency is the connector's GRAPH_MAILBOX_CONCURRENCY.
 	MailboxConcurrency int
+}
+
+// LimitBinds tells whether the per-mailbox limit keeps the connector below
+// its concurrency: more handlers than the mailboxes have slots.
+func (s Scenario) LimitBinds() bool {
+	return s.MailboxConcurrency > 0 && s.Concurrency > s.Mailboxes*s.MailboxConcurrency
+}
+
+// Kinds are the workers measured in the scenario.
+func (s Scenario) Kinds() []Kind {
+	if s.LimitBinds() {
+		return []Kind{Connector, Baseline, LimitedBaseline}
+	}
+	return []Kind{Connector, Baseline}
 }
 
 // LittleLimit is the throughput Little's law allows for a Graph latency:
@@ -124,12 +141,16 @@ func (r *Runner) logf(format string, args ...any) {
 // command returns the child's command line and environment; metricsAddr is
 // where it serves its Prometheus metrics.
 func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token, metricsAddr string) (string, []string, []string) {
-	if kind == Baseline {
-		env := BaselineConfig{
+	if kind != Connector {
+		cfg := BaselineConfig{
 			ZeebeAddress: s.Zeebe.Addr(), GraphURL: s.GraphURL(), Token: token, WorkerName: "loadtest-baseline",
 			MaxJobsActive: sc.MaxJobsActive, Concurrency: sc.Concurrency, PollInterval: r.PollInterval, JobTimeout: 5 * time.Minute,
 			MetricsAddr: metricsAddr,
-		}.Env()
+		}
+		if kind == LimitedBaseline {
+			cfg.MailboxConcurrency = sc.MailboxConcurrency
+		}
+		env := cfg.Env()
 		return r.BaselineCmd[0], r.BaselineCmd[1:], env
 	}
 	env := append(ConnectorEnv(s, sc, r.LogLevel, r.PollInterval, metricsAddr), r.ConnectorEnv...)
@@ -239,7 +260,7 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 	}
 	defer s.Close()
 	token := ""
-	if kind == Baseline {
+	if kind != Connector {
 		if token, err = s.FetchToken(ctx); err != nil {
 			return res, err
 		}
