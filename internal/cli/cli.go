@@ -15,7 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/app"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
@@ -135,6 +137,11 @@ func run(args []string, env Env) int {
 	// several times in one process.
 	tuner := gctune.Start(gctune.Config{Floor: uint64(cfg.GCHeapFloor)}, env.LookupEnv)
 	defer tuner.Stop()
+	if limit, err := gctune.SetMemoryLimit(cfg.MemoryLimitRatio, memlimit.FromCgroup, env.LookupEnv); err != nil {
+		rt.Log.Warn("reading the container's memory limit failed; Go's memory limit is not set", zap.Error(err))
+	} else if limit > 0 {
+		rt.Log.Info("Go's memory limit follows the container's", zap.Int64("goMemLimitBytes", limit), zap.Float64("ratio", cfg.MemoryLimitRatio))
+	}
 	ctx, stop := signalContext(env)
 	defer stop()
 	if err := rt.Run(ctx); err != nil {

@@ -56,6 +56,7 @@ var Settings = []Setting{
 	{Env: "SECRETS_ENV_PREFIX", Default: "SECRET_", Help: "prefix of environment variables that hold {{secrets.NAME}}"},
 	{Env: "SECRETS_DIR", Help: "directory with one file per secret (Kubernetes secret volume)"},
 	{Env: "CONNECTOR_GC_HEAP_FLOOR", Default: "16MiB", Help: "while busy, garbage collection waits for this much heap (0: Go's default; ignored when GOGC is set)"},
+	{Env: "CONNECTOR_MEMORY_LIMIT_RATIO", Default: "0.9", Help: "Go's memory limit as a share of the container's memory limit (0: off; ignored when GOMEMLIMIT is set)"},
 	{Env: "MANAGEMENT_ADDR", Default: ":8080", Help: "address of /healthz, /readyz and /metrics (empty: off)"},
 	{Env: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
 	{Env: "LOG_FORMAT", Default: "json", Help: "json or console"},
@@ -88,6 +89,7 @@ type Config struct {
 	SecretsEnvPrefix        string
 	SecretsDir              string
 	GCHeapFloor             int64
+	MemoryLimitRatio        float64
 	ManagementAddr          string
 	LogLevel                string
 	LogFormat               string
@@ -266,6 +268,11 @@ func parse(raw map[string]string) (Config, error) {
 	c.GraphMaxResponseBytes = n
 	if c.GCHeapFloor, err = ParseBytes(raw["CONNECTOR_GC_HEAP_FLOOR"]); err != nil || c.GCHeapFloor < 0 {
 		bad("CONNECTOR_GC_HEAP_FLOOR", "a size such as 16MiB, or 0 for Go's default", raw["CONNECTOR_GC_HEAP_FLOOR"])
+	}
+	if r, err := strconv.ParseFloat(strings.TrimSpace(raw["CONNECTOR_MEMORY_LIMIT_RATIO"]), 64); err != nil || !(r >= 0 && r <= 1) {
+		bad("CONNECTOR_MEMORY_LIMIT_RATIO", "a share between 0 and 1 such as 0.9, or 0 for no limit", raw["CONNECTOR_MEMORY_LIMIT_RATIO"])
+	} else {
+		c.MemoryLimitRatio = r
 	}
 	for _, h := range strings.Split(raw["OAUTH_ALLOWED_HOSTS"], ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {

@@ -132,6 +132,22 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	}
 }
 
+func TestMemoryLimitRatio(t *testing.T) {
+	for raw, want := range map[string]float64{"0.9": 0.9, "0": 0, "1": 1, " 0.75 ": 0.75} {
+		c, err := Load(flags(t), env(map[string]string{"CONNECTOR_MEMORY_LIMIT_RATIO": raw}))
+		require.NoError(t, err, raw)
+		require.Equal(t, want, c.MemoryLimitRatio, raw)
+	}
+	require.Equal(t, 0.9, Defaults().MemoryLimitRatio)
+	for _, raw := range []string{"-0.1", "1.5", "NaN", "90%", ""} {
+		_, err := Load(flags(t), env(map[string]string{"CONNECTOR_MEMORY_LIMIT_RATIO": raw}))
+		var ce *Error
+		require.ErrorAs(t, err, &ce, raw)
+		require.Len(t, ce.Problems, 1)
+		require.Contains(t, ce.Problems[0], "CONNECTOR_MEMORY_LIMIT_RATIO:")
+	}
+}
+
 func TestGCHeapFloor(t *testing.T) {
 	for raw, want := range map[string]int64{"16MiB": 16 << 20, "0": 0, "64 MiB": 64 << 20, "8000000": 8000000} {
 		c, err := Load(flags(t), env(map[string]string{"CONNECTOR_GC_HEAP_FLOOR": raw}))
