@@ -231,11 +231,24 @@ func (w *Worker) sender(send func()) {
 }
 
 func (w *Worker) release() {
-	w.active.Add(-1)
+	// Only a release that leaves room for a poll wakes the poller: waking
+	// it after every job cost one goroutine wake-up per job for nothing.
+	// The wake-up cannot be lost: freed holds one signal, and every release
+	// from the crossing on sends it.
+	if int64(w.cfg.MaxJobsActive)-w.active.Add(-1) < w.pollThreshold() {
+		return
+	}
 	select {
 	case w.freed <- struct{}{}:
 	default:
 	}
+}
+
+// pollThreshold is how many free places make a poll worth it: 30 % of
+// MaxJobsActive (the client's JobWorker uses the same share, counted on the
+// jobs it has left).
+func (w *Worker) pollThreshold() int64 {
+	return max(int64(float64(w.cfg.MaxJobsActive)*0.3+0.5), 1)
 }
 
 // pollCutDelay bounds how long shutdown waits for a poll in flight.
@@ -245,10 +258,7 @@ const pollCutDelay = time.Second
 // JobWorker (threshold 30 %), but sized against running handlers too. It
 // starts no poll once stop is closed; cut aborts the one in flight.
 func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
-	threshold := int64(float64(w.cfg.MaxJobsActive)*0.3 + 0.5)
-	if threshold < 1 {
-		threshold = 1
-	}
+	threshold := w.pollThreshold()
 	errDelay := w.cfg.PollInterval
 	for !closed(stop) {
 		want := int64(w.cfg.MaxJobsActive) - w.active.Load()

@@ -297,3 +297,29 @@ func TestIdleSendersDoNotHoldShutdown(t *testing.T) {
 	stop()
 	require.Less(t, time.Since(begun), senderIdle/2, "shutdown waited for idle senders")
 }
+
+// The poller is woken only by a release that leaves room for a poll (30 %
+// of MaxJobsActive), not after every job, and every release from then on
+// keeps its signal.
+func TestReleaseWakesThePollerOnlyWhenItWouldPoll(t *testing.T) {
+	w := New(nil, Config{MaxJobsActive: 10, Concurrency: 2}, nil, nil, nil)
+	w.active.Store(10)
+	for i := 1; i <= 2; i++ {
+		w.release()
+		if len(w.freed) != 0 {
+			t.Fatalf("the poller was woken with %d of 10 places free", i)
+		}
+	}
+	w.release()
+	if len(w.freed) != 1 {
+		t.Fatal("the poller was not woken with 3 of 10 places free")
+	}
+	<-w.freed
+	w.release()
+	if len(w.freed) != 1 {
+		t.Fatal("a later release did not wake the poller again")
+	}
+	if n := w.active.Load(); n != 6 {
+		t.Fatalf("%d jobs active after 4 releases of 10", n)
+	}
+}
