@@ -92,18 +92,16 @@ func TestLimitedBaselineBesideTheVerdict(t *testing.T) {
 // Held to the mailbox limit, the bare worker never draws a 429 where the
 // unlimited one does: one mailbox, 8 handlers, 5 ms in Graph.
 func TestLimitedBaselineKeepsToTheMailboxLimit(t *testing.T) {
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	r := &Runner{BaselineCmd: []string{exe, "-test.run=^$"}, PollInterval: 20 * time.Millisecond, IdleSettle: 50 * time.Millisecond, Progress: tlog{t}}
+	r := baselineRunner(t)
 	sc := Scenario{Name: "t", Title: "test", Jobs: 200, Mailboxes: 1, Latency: 5 * time.Millisecond,
 		MaxJobsActive: 16, Concurrency: 8, MailboxConcurrency: 4}
 	require.True(t, sc.LimitBinds())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	unlimited, err := r.runWithEnv(ctx, sc, Baseline, []string{"LOADTEST_BE_BASELINE=1"})
+	unlimited, err := r.runWithEnv(ctx, sc, Baseline, beBaseline)
 	require.NoError(t, err)
 	require.Positive(t, unlimited.Throttled429, "8 handlers on one mailbox exceed Graph's 4")
-	limited, err := r.runWithEnv(ctx, sc, LimitedBaseline, []string{"LOADTEST_BE_BASELINE=1"})
+	limited, err := r.runWithEnv(ctx, sc, LimitedBaseline, beBaseline)
 	require.NoError(t, err)
 	require.Equal(t, sc.Jobs, limited.Completed)
 	require.Zero(t, limited.Throttled429)
@@ -113,14 +111,12 @@ func TestLimitedBaselineKeepsToTheMailboxLimit(t *testing.T) {
 // binary in its baseline role): every job is completed, activation times
 // come from the polls, and the child's figures are read.
 func TestRunBaseline(t *testing.T) {
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	r := &Runner{BaselineCmd: []string{exe, "-test.run=^$"}, PollInterval: 20 * time.Millisecond, IdleSettle: 50 * time.Millisecond, Progress: tlog{t}}
+	r := baselineRunner(t)
 	sc := Scenario{Name: "t", Title: "test", Jobs: 300, Mailboxes: 10, Latency: 5 * time.Millisecond,
 		MaxJobsActive: 32, Concurrency: 8, MailboxConcurrency: 4}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := r.runWithEnv(ctx, sc, Baseline, []string{"LOADTEST_BE_BASELINE=1"})
+	res, err := r.runWithEnv(ctx, sc, Baseline, beBaseline)
 	require.NoError(t, err)
 	require.Equal(t, sc.Jobs, res.Completed)
 	require.True(t, res.ExactActivation)
@@ -136,6 +132,17 @@ func TestRunBaseline(t *testing.T) {
 	require.GreaterOrEqual(t, res.GCsPer1000, 0.0)
 	require.True(t, strings.HasPrefix(res.Scenario.Name, "t"))
 }
+
+// baselineRunner runs this test binary in its baseline role (TestMain);
+// beBaseline is the environment that selects the role.
+func baselineRunner(t *testing.T) *Runner {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	return &Runner{BaselineCmd: []string{exe, "-test.run=^$"}, PollInterval: 20 * time.Millisecond, IdleSettle: 50 * time.Millisecond, Progress: tlog{t}}
+}
+
+var beBaseline = []string{"LOADTEST_BE_BASELINE=1"}
 
 type tlog struct{ t *testing.T }
 
