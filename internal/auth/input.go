@@ -2,7 +2,6 @@ package auth
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
@@ -56,18 +55,48 @@ func (i Input) String() string {
 // GoString keeps %#v from printing the fields raw.
 func (i Input) GoString() string { return "auth.Input" + i.String() }
 
-// fields maps variable names to the Input fields they fill.
-func (i *Input) fields() map[string]*string {
-	return map[string]*string{
-		"type":                 &i.Type,
-		"token":                &i.Token,
-		"oauthTokenEndpoint":   &i.OAuthTokenEndpoint,
-		"clientId":             &i.ClientID,
-		"clientSecret":         &i.ClientSecret,
-		"scopes":               &i.Scopes,
-		"clientAuthentication": &i.ClientAuthentication,
-		"refreshToken":         &i.RefreshToken,
+// variableNames are the keys of the authentication variable, sorted so that
+// the first error Decode reports does not depend on map order.
+var variableNames = []string{
+	"clientAuthentication", "clientId", "clientSecret", "oauthTokenEndpoint",
+	"refreshToken", "scopes", "token", "type",
+}
+
+// field is the Input field that the variable key name fills (nil for a key
+// it does not know).
+func (i *Input) field(name string) *string {
+	switch name {
+	case "type":
+		return &i.Type
+	case "token":
+		return &i.Token
+	case "oauthTokenEndpoint":
+		return &i.OAuthTokenEndpoint
+	case "clientId":
+		return &i.ClientID
+	case "clientSecret":
+		return &i.ClientSecret
+	case "scopes":
+		return &i.Scopes
+	case "clientAuthentication":
+		return &i.ClientAuthentication
+	case "refreshToken":
+		return &i.RefreshToken
 	}
+	return nil
+}
+
+// Variable is the input as the `authentication` job variable that a
+// template's input mappings produce, empty fields left out (for the
+// sandbox, the load test and tests).
+func (i Input) Variable() map[string]any {
+	m := map[string]any{}
+	for _, k := range variableNames {
+		if v := *i.field(k); v != "" {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // Decode reads the `authentication` job variable. It checks the shape and
@@ -83,13 +112,7 @@ func Decode(raw any) (Input, error) {
 	if !ok {
 		return in, connerr.Input("authentication", "must be an object, got %s", kind(raw))
 	}
-	fields := in.fields()
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-	}
-	sort.Strings(names) // the first error reported must not depend on map order
-	for _, k := range names {
+	for _, k := range variableNames {
 		v, present := m[k]
 		if !present || v == nil {
 			continue
@@ -99,7 +122,7 @@ func Decode(raw any) (Input, error) {
 			// The value itself may be a credential: name its kind only.
 			return Input{}, connerr.Input("authentication."+k, "must be a string, got %s", kind(v))
 		}
-		*fields[k] = s
+		*in.field(k) = s
 	}
 	switch in.Type {
 	case TypeBearer, TypeClientCredentials, TypeRefreshToken:

@@ -3,8 +3,12 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 )
@@ -67,4 +71,31 @@ func TestInputStringRedacts(t *testing.T) {
 			t.Fatalf("unhelpful: %s", s)
 		}
 	}
+}
+
+// Every key of the variable fills its own Input field, the keys are sorted
+// (Decode's first error must not depend on map order), and Variable is what
+// Decode reads back.
+func TestVariableNamesAndRoundTrip(t *testing.T) {
+	require.True(t, slices.IsSorted(variableNames))
+	seen := map[*string]string{}
+	var in Input
+	for _, k := range variableNames {
+		f := in.field(k)
+		require.NotNil(t, f, k)
+		if other, dup := seen[f]; dup {
+			t.Fatalf("%s and %s fill the same field", k, other)
+		}
+		seen[f] = k
+	}
+	require.Len(t, seen, reflect.TypeOf(in).NumField(), "a field of Input has no key")
+	require.Nil(t, in.field("password"))
+
+	want := Input{Type: TypeClientCredentials, OAuthTokenEndpoint: "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+		ClientID: "app", ClientSecret: "{{secrets.S}}", Scopes: DefaultScopes, ClientAuthentication: ClientAuthHeader}
+	v := want.Variable()
+	require.NotContains(t, v, "token", "empty fields are left out")
+	got, err := Decode(v)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/o365-mail-connector/o365-mail-connector/internal/auth"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/graphsim"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/identitysim"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
@@ -147,12 +148,12 @@ func (s *Sims) Close() {
 // OAuthAuth is the authentication variable of the loadtest's app
 // registration; the secret comes from {{secrets.O365_CLIENT_SECRET}}.
 func (s *Sims) OAuthAuth() map[string]any {
-	return map[string]any{
-		"type":               "oauth-client-credentials-flow",
-		"oauthTokenEndpoint": s.Identity.TokenURL(Tenant),
-		"clientId":           ClientID,
-		"clientSecret":       "{{secrets.O365_CLIENT_SECRET}}",
-	}
+	return auth.Input{
+		Type:               auth.TypeClientCredentials,
+		OAuthTokenEndpoint: s.Identity.TokenURL(Tenant),
+		ClientID:           ClientID,
+		ClientSecret:       "{{secrets.O365_CLIENT_SECRET}}",
+	}.Variable()
 }
 
 // FetchToken gets an access token for the baseline worker, which does not

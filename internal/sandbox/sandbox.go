@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/app"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/auth"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/config"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/graphsim"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/identitysim"
@@ -126,12 +127,12 @@ func (e *Env) Close() error {
 // Auth is the authentication variable of the sandbox's app registration;
 // the client secret comes from {{secrets.O365_CLIENT_SECRET}}.
 func (e *Env) Auth() map[string]any {
-	return map[string]any{
-		"type":               "oauth-client-credentials-flow",
-		"oauthTokenEndpoint": e.Identity.TokenURL(tenant),
-		"clientId":           clientID,
-		"clientSecret":       "{{secrets.O365_CLIENT_SECRET}}",
-	}
+	return auth.Input{
+		Type:               auth.TypeClientCredentials,
+		OAuthTokenEndpoint: e.Identity.TokenURL(tenant),
+		ClientID:           clientID,
+		ClientSecret:       "{{secrets.O365_CLIENT_SECRET}}",
+	}.Variable()
 }
 
 func seed(g *graphsim.Server) {
