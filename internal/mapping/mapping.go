@@ -102,11 +102,12 @@ func (m *Mapper) header(headers map[string]string, name string) (*feel.Expr, err
 
 // Success maps a Graph response.
 func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
-	vars := map[string]any{}
 	if p.resultVariable == "" && p.result == nil && p.errorExpr == nil {
-		// Nothing reads the response: its body is never decoded.
-		return Outcome{Kind: job.Complete, Variables: vars}
+		// Nothing reads the response: its body is never decoded, and the
+		// job completes without variables.
+		return Outcome{Kind: job.Complete}
 	}
+	vars := map[string]any{}
 	respMap, err := resp.AsMap()
 	if err != nil {
 		return p.Failure(connerr.From(err), retries)
