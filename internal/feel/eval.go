@@ -449,50 +449,34 @@ func (n *negExpr) eval(s *state, e *env) (Value, error) {
 	return nil, nil
 }
 
-func (n *andExpr) eval(s *state, e *env) (Value, error) {
-	if err := s.step(); err != nil {
-		return nil, err
-	}
-	l, err := n.l.eval(s, e)
-	if err != nil {
-		return nil, err
-	}
-	if l == false {
-		return false, nil
-	}
-	r, err := n.r.eval(s, e)
-	if err != nil {
-		return nil, err
-	}
-	if r == false {
-		return false, nil
-	}
-	if l == true && r == true {
-		return true, nil
-	}
-	return nil, nil
-}
+func (n *andExpr) eval(s *state, e *env) (Value, error) { return junction(s, e, n.l, n.r, false) }
 
-func (n *orExpr) eval(s *state, e *env) (Value, error) {
+func (n *orExpr) eval(s *state, e *env) (Value, error) { return junction(s, e, n.l, n.r, true) }
+
+// junction is FEEL's three-valued and (decisive false) and or (decisive
+// true): the decisive value on either side wins, even against null or a
+// non-boolean, and the right side is not evaluated after a decisive left;
+// both sides the other boolean give that boolean; anything else is null.
+func junction(s *state, e *env, left, right node, decisive bool) (Value, error) {
 	if err := s.step(); err != nil {
 		return nil, err
 	}
-	l, err := n.l.eval(s, e)
+	l, err := left.eval(s, e)
 	if err != nil {
 		return nil, err
 	}
-	if l == true {
-		return true, nil
+	if l == decisive {
+		return decisive, nil
 	}
-	r, err := n.r.eval(s, e)
+	r, err := right.eval(s, e)
 	if err != nil {
 		return nil, err
 	}
-	if r == true {
-		return true, nil
+	if r == decisive {
+		return decisive, nil
 	}
-	if l == false && r == false {
-		return false, nil
+	if l == !decisive && r == !decisive {
+		return !decisive, nil
 	}
 	return nil, nil
 }
