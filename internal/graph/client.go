@@ -284,8 +284,20 @@ type callInfo struct {
 	send    bool
 	creds   Credentials
 
-	attempts   int           // attempts started so far
+	attempts   int           // attempts started so far, over every pass
+	attempt    int           // the current attempt of this pass, as RetryPolicy counts
 	minBackoff time.Duration // what Graph asked us to wait, for the job's backoff
+
+	// The mailbox layer's verdict on the attempt that just ended, for the
+	// retry layer above it.
+	verdict verdict
+	judged  bool
+}
+
+func (ci *callInfo) takeVerdict() (verdict, bool) {
+	v, ok := ci.verdict, ci.judged
+	ci.verdict, ci.judged = verdict{}, false
+	return v, ok
 }
 
 type callKey struct{}

@@ -2,7 +2,10 @@ package graph
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,4 +89,125 @@ func TestWaitersAreCounted(t *testing.T) {
 	if len(mb.sem) != 0 {
 		t.Fatalf("%d slots still taken", len(mb.sem))
 	}
+}
+
+// A request that waits for the slot of a request answered with 429 must not
+// be sent before the Retry-After: the throttle has to be on the mailbox by
+// the time the slot is free. One P makes the race window deterministic
+// enough to catch: the release hands the slot straight to the waiter.
+func TestWaiterDoesNotSendIntoAFreshThrottle(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for trial := range 10 {
+		if early := throttleRace(t); early != "" {
+			t.Fatalf("trial %d: %s", trial, early)
+		}
+	}
+}
+
+// throttleRace runs two calls to one mailbox with one slot; Graph answers the
+// first with 429 Retry-After 7 once the second is waiting for the slot. It
+// returns a description of any request sent inside the Retry-After.
+func throttleRace(t *testing.T) string {
+	t.Helper()
+	answer := make(chan struct{})
+	var n atomic.Int64
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			<-answer
+			w.Header().Set("Retry-After", "7")
+			graphErr(w, 429, "ApplicationThrottled", "over its MailboxConcurrency limit")
+			return
+		}
+		okJSON(w, `{}`)
+	})
+	clk := newFakeClock()
+	wire := &throttleWatch{next: http.DefaultTransport, now: clk.Now}
+	gate := make(chan struct{})
+	var sleepers atomic.Int32
+	c, _ := newTestClient(t, s.URL, func(cfg *Config) {
+		cfg.MailboxConcurrency = 1
+		cfg.Now = clk.Now
+		cfg.Transport = wire
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+			sleepers.Add(1)
+			<-gate
+			return clk.Sleep(ctx, d)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	results := make(chan error, 2)
+	call := func() {
+		_, err := c.Do(ctx, &fakeCreds{}, Request{UserID: "u@x.com"})
+		results <- err
+	}
+	go call()
+	waitFor(t, func() bool { return n.Load() == 1 })
+	go call()
+	waitFor(t, func() bool { return waitersFor(c.mailboxes, "u@x.com") == 1 })
+	close(answer)
+	// Correct: both calls end up waiting out the throttle. Wrong: the second
+	// got the slot before the throttle was set, and is done already.
+	done := 0
+	waitFor(t, func() bool {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Error(err)
+			}
+			done++
+		default:
+		}
+		return int(sleepers.Load())+done == 2
+	})
+	close(gate)
+	for ; done < 2; done++ {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	return wire.early()
+}
+
+func waitersFor(ms *mailboxes, key string) int32 {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if mb := ms.m[key]; mb != nil {
+		return mb.waiting.Load()
+	}
+	return 0
+}
+
+// throttleWatch sits where requests leave for the wire and notes any that
+// leaves while a 429 it has seen still holds.
+type throttleWatch struct {
+	next http.RoundTripper
+	now  func() time.Time
+
+	mu    sync.Mutex
+	until time.Time
+	found string
+}
+
+func (w *throttleWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	now := w.now()
+	w.mu.Lock()
+	if now.Before(w.until) && w.found == "" {
+		w.found = fmt.Sprintf("a request left %s before the Retry-After ended", w.until.Sub(now))
+	}
+	w.mu.Unlock()
+	resp, err := w.next.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		d, _ := RetryAfter(resp.Header, now)
+		w.mu.Lock()
+		w.until = w.now().Add(d)
+		w.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (w *throttleWatch) early() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.found
 }

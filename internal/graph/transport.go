@@ -58,41 +58,35 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		ci.attempts++
+		ci.attempt = attempt
 		resp, err := t.next.RoundTrip(r)
-		o := Outcome{Method: req.Method, Err: err}
-		if resp != nil {
-			o.Status = resp.StatusCode
-			o.Header = resp.Header
-			if resp.StatusCode >= 400 {
-				o.GraphCode, _ = graphError(bodyBytes(resp))
-			}
+		v, ok := ci.takeVerdict()
+		if !ok {
+			// The attempt ended before reaching the mailbox's slot (throttle
+			// beyond the deadline, caller gone): nothing to throttle.
+			v = t.c.judge(req.Method, attempt, ci.send, resp, err)
 		}
-		retry, reason := cfg.Retry(o, attempt, ci.send)
-		thr := throttles(o)
-		if !retry && !thr {
+		if !v.retry && !v.throttle {
 			return resp, err
 		}
-		now := cfg.Now()
-		wait := cfg.Backoff(o, attempt, now)
-		if thr {
-			// Every job's next request to this mailbox waits, not only ours.
-			t.c.mailboxes.throttle(ci.mailbox, now.Add(wait))
+		wait := v.wait
+		if v.throttle {
 			ci.minBackoff = max(ci.minBackoff, wait)
 		}
-		if !retry {
+		if !v.retry {
 			return resp, err
 		}
-		if deadline, ok := ctx.Deadline(); ok && now.Add(wait).After(deadline) {
+		if deadline, ok := ctx.Deadline(); ok && v.at.Add(wait).After(deadline) {
 			// Waiting would outlive the job: hand the job back with a
 			// backoff of at least what Graph asked for.
 			ci.minBackoff = max(ci.minBackoff, wait)
 			return resp, err
 		}
-		cfg.Metrics.GraphRetry(reason)
+		cfg.Metrics.GraphRetry(v.reason)
 		t.c.log.Debug("graph request retried",
-			zap.String("reason", reason), zap.Int("attempt", attempt), zap.Duration("wait", wait),
+			zap.String("reason", v.reason), zap.Int("attempt", attempt), zap.Duration("wait", wait),
 			zap.String("mailbox", ci.userID))
-		if !thr {
+		if !v.throttle {
 			// Throttle waits happen at the mailbox gate, where they also
 			// hold back other jobs; other backoffs are this call's own.
 			if serr := cfg.Sleep(ctx, wait); serr != nil {
@@ -145,7 +139,45 @@ func (t *mailboxTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		break
 	}
 	defer mb.release()
-	return t.next.RoundTrip(req)
+	resp, err := t.next.RoundTrip(req)
+	// The verdict is reached while the slot is held: a 429 must throttle the
+	// mailbox before a waiter can take the slot and send into the throttle.
+	v := t.c.judge(req.Method, ci.attempt, ci.send, resp, err)
+	if v.throttle {
+		ms.throttle(ci.mailbox, v.at.Add(v.wait))
+	}
+	ci.verdict, ci.judged = v, true
+	return resp, err
+}
+
+// verdict is what the client makes of one attempt.
+type verdict struct {
+	retry    bool
+	reason   string // the retry metric's label
+	throttle bool   // the whole mailbox waits, not only this call
+	wait     time.Duration
+	at       time.Time // when wait starts
+}
+
+// judge applies RetryPolicy and Backoff to one attempt's result. Backoff is
+// asked once per attempt since it may draw jitter.
+func (c *Client) judge(method string, attempt int, send bool, resp *http.Response, err error) verdict {
+	o := Outcome{Method: method, Err: err}
+	if resp != nil {
+		o.Status = resp.StatusCode
+		o.Header = resp.Header
+		if resp.StatusCode >= 400 {
+			o.GraphCode, _ = graphError(bodyBytes(resp))
+		}
+	}
+	var v verdict
+	v.retry, v.reason = c.cfg.Retry(o, attempt, send)
+	v.throttle = throttles(o)
+	if v.retry || v.throttle {
+		v.at = c.cfg.Now()
+		v.wait = c.cfg.Backoff(o, attempt, v.at)
+	}
+	return v
 }
 
 func closeBody(req *http.Request) {
