@@ -384,7 +384,11 @@ func (c *Client) transportError(ctx context.Context, err error, ci *callInfo) *c
 	var ce *connerr.Error
 	if errors.As(err, &ce) {
 		if ci.minBackoff > ce.MinBackoff {
-			ce.MinBackoff = ci.minBackoff
+			// The error may be shared: a failed token request answers
+			// every job that waited for it with the same one.
+			own := *ce
+			own.MinBackoff = ci.minBackoff
+			return &own
 		}
 		return ce
 	}

@@ -362,6 +362,50 @@ func TestTokenErrorPassedThrough(t *testing.T) {
 	}
 }
 
+// A failed token request answers every job that waited for it with the same
+// error; a job's own Retry-After goes into its copy, never into that one.
+func TestSharedTokenErrorIsNotChanged(t *testing.T) {
+	var n atomic.Int64
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "3")
+			graphErr(w, 429, "ApplicationThrottled", "over its MailboxConcurrency limit")
+			return
+		}
+		graphErr(w, 401, "InvalidAuthenticationToken", "Access token has expired.")
+	})
+	c, _ := newTestClient(t, s.URL)
+	shared := connerr.New(connerr.CodeOAuthTokenError, "AADSTS7000215: Invalid client secret provided.")
+	creds := &refreshFails{shared: shared}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.Do(ctx, creds, Request{UserID: "u@x.com"})
+	ce := asConnErr(t, err)
+	if ce == shared {
+		t.Fatal("the shared token error itself was returned and changed")
+	}
+	if shared.MinBackoff != 0 {
+		t.Errorf("shared token error's MinBackoff changed to %v", shared.MinBackoff)
+	}
+	if ce.MinBackoff != 3*time.Second || ce.Code != shared.Code || ce.Message != shared.Message {
+		t.Errorf("got %+v", ce)
+	}
+}
+
+// refreshFails hands out a token until it is invalidated; the new token's
+// request then fails with shared.
+type refreshFails struct {
+	fakeCreds
+	shared *connerr.Error
+}
+
+func (f *refreshFails) Invalidate(tok string) {
+	f.fakeCreds.Invalidate(tok)
+	f.mu.Lock()
+	f.err = f.shared
+	f.mu.Unlock()
+}
+
 func TestThrottleRetryAfterSeconds(t *testing.T) {
 	var n atomic.Int64
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
