@@ -60,6 +60,11 @@ type Worker struct {
 	freed    chan struct{}
 	stopping atomic.Bool
 
+	// late holds jobs that arrived after shutdown began while the queue was
+	// full; Run hands them back once the sources have ended.
+	lateMu sync.Mutex
+	late   []entities.Job
+
 	// Job commands go out from sender goroutines that stay for more work
 	// (see dispatch).
 	sends       chan func()
@@ -142,6 +147,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
+	// The grace period counts from the signal: it is what an orchestrator
+	// allows before it kills the process.
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
 	w.stopping.Store(true)
 	w.log.Info("shutting down: activation stopped", zap.Int64("jobsActive", w.active.Load()))
 	sourcesDone := make(chan struct{})
@@ -154,8 +163,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	// Jobs that no handler has started go back now instead of after their
-	// timeout. Workers that pick one up concurrently hand it back too.
+	// timeout. Workers that pick one up concurrently hand it back too. Late
+	// jobs go back only now: with the stream still open, the gateway would
+	// push a handed-back job straight into it again.
 	var handBacks sync.WaitGroup
+	w.lateMu.Lock()
+	late := w.late
+	w.late = nil
+	w.lateMu.Unlock()
+	for _, j := range late {
+		handBacks.Add(1)
+		go func() { defer handBacks.Done(); w.handBack(j); w.release() }()
+	}
 drain:
 	for {
 		select {
@@ -177,8 +196,6 @@ drain:
 		w.senders.Wait()
 		close(done)
 	}()
-	grace := time.NewTimer(w.cfg.ShutdownGrace)
-	defer grace.Stop()
 	select {
 	case <-done:
 		w.log.Info("shutdown complete")
@@ -271,8 +288,7 @@ func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
 		}
 		jobs, err := w.activate(cut, int32(want))
 		for _, j := range jobs {
-			w.active.Add(1)
-			w.queue <- j
+			w.enqueue(stop, j)
 		}
 		switch {
 		case closed(stop):
@@ -290,6 +306,26 @@ func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
 		default:
 			errDelay = w.cfg.PollInterval
 		}
+	}
+}
+
+// enqueue queues an activated job for the handlers. Once stop is closed it
+// no longer waits for room: with streaming, the queue can be full of jobs
+// while every handler is busy, and waiting would hold shutdown (and its
+// grace period) until a handler finished.
+func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
+	w.active.Add(1)
+	select {
+	case w.queue <- j:
+		return
+	default:
+	}
+	select {
+	case w.queue <- j:
+	case <-stop:
+		w.lateMu.Lock()
+		w.late = append(w.late, j)
+		w.lateMu.Unlock()
 	}
 }
 
@@ -331,8 +367,7 @@ func (w *Worker) stream(ctx context.Context) {
 		for {
 			select {
 			case j := <-consumer:
-				w.active.Add(1)
-				w.queue <- j
+				w.enqueue(ctx.Done(), j)
 				delay = w.cfg.PollInterval
 			case err := <-errc:
 				if ctx.Err() == nil && err != nil {
@@ -505,9 +540,19 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 
 // handBack returns a job that no handler started, with its retries intact.
 func (w *Worker) handBack(ej entities.Job) {
+	// A job past its deadline may be another worker's by now, and Zeebe
+	// takes a command for an activated job from anyone: failing it would
+	// undo that worker's activation and have the job run twice.
+	deadline := time.UnixMilli(ej.GetDeadline())
+	if !time.Now().Before(deadline) {
+		return
+	}
 	// One attempt's time in all: shutdown should not wait on a gateway
 	// that is gone, the job comes back after its timeout anyway.
-	err := w.retry(time.Now().Add(commandAttemptTimeout), func(c context.Context) error {
+	if limit := time.Now().Add(commandAttemptTimeout); limit.Before(deadline) {
+		deadline = limit
+	}
+	err := w.retry(deadline, func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err

@@ -323,3 +323,88 @@ func TestReleaseWakesThePollerOnlyWhenItWouldPoll(t *testing.T) {
 		t.Fatalf("%d jobs active after 4 releases of 10", n)
 	}
 }
+
+// With streaming, the queue can be full while every handler is busy; a job
+// pushed then must not hold shutdown past its grace period. Handlers that
+// are still running when the grace ends are aborted.
+func TestShutdownWithFullQueueAndStreamKeepsTheGrace(t *testing.T) {
+	g, c := gateway(t)
+	cfg := testConfig()
+	cfg.MaxJobsActive, cfg.Concurrency, cfg.StreamEnabled, cfg.ShutdownGrace = 2, 1, true, time.Second
+	cfg.PollInterval = time.Hour // jobs come by the stream only
+	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
+		<-ctx.Done() // a Graph call that ends only when shutdown aborts it
+		return job.Outcome{Kind: job.Fail, Retries: j.Retries - 1, Message: "aborted"}
+	}, zaptest.NewLogger(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	require.Eventually(t, func() bool { return g.OpenStreams(jobType) == 1 }, 5*time.Second, 5*time.Millisecond)
+	keys := make([]int64, 10)
+	for i := range keys {
+		keys[i] = g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	}
+	// One running, the queue full, and one more pushed job waiting for room.
+	require.Eventually(t, func() bool { return w.active.Load() > int64(cfg.MaxJobsActive) }, 5*time.Second, 5*time.Millisecond)
+	stopped := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownGrace + 5*time.Second):
+		t.Fatal("shutdown did not end after its grace period")
+	}
+	t.Logf("shutdown took %s", time.Since(stopped).Round(time.Millisecond))
+
+	var failed, back int
+	for _, k := range keys {
+		j, _ := g.Job(k)
+		switch {
+		case j.State == zeebesim.StateActivated && j.Worker == cfg.WorkerName:
+			t.Errorf("job %d left activated: it would come back only after its timeout", k)
+		case j.Retries == 2:
+			failed++ // the aborted one
+		case j.Worker != "":
+			require.Equal(t, int32(3), j.Retries, "job %d handed back with retries intact", k)
+			back++
+		}
+	}
+	require.Equal(t, 1, failed, "the running job was aborted")
+	require.GreaterOrEqual(t, back, cfg.MaxJobsActive+1, "the queued jobs and the one waiting for room went back")
+}
+
+// A queued job whose deadline passed may have been activated by another
+// worker meanwhile; handing it back at shutdown would undo that activation
+// and have the job run twice.
+func TestShutdownDoesNotHandBackJobsPastTheirDeadline(t *testing.T) {
+	g, c := gateway(t)
+	cfg := testConfig()
+	cfg.MaxJobsActive, cfg.Concurrency, cfg.JobTimeout = 2, 1, 300*time.Millisecond
+	var started atomic.Int32
+	release := make(chan struct{})
+	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
+		started.Add(1)
+		<-release
+		return job.Outcome{Kind: job.Complete}
+	}, zaptest.NewLogger(t), nil)
+	keys := []int64{g.CreateJob(zeebesim.JobSpec{Type: jobType}), g.CreateJob(zeebesim.JobSpec{Type: jobType})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	require.Eventually(t, func() bool { return started.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
+	// Both time out while one runs and one waits in the queue; worker B
+	// takes both.
+	time.Sleep(2 * cfg.JobTimeout)
+	jobs, err := c.NewActivateJobsCommand().JobType(jobType).MaxJobsToActivate(2).Timeout(time.Minute).
+		WorkerName("B").Send(context.Background())
+	require.NoError(t, err)
+	require.Len(t, jobs, 2)
+	cancel()
+	require.Eventually(t, func() bool { return w.stopping.Load() }, 5*time.Second, time.Millisecond)
+	close(release)
+	<-done
+	for _, k := range keys {
+		j, _ := g.Job(k)
+		require.Equal(t, zeebesim.StateActivated, j.State, "job %d: worker B's activation was undone", k)
+		require.Equal(t, "B", j.Worker)
+	}
+}
