@@ -127,8 +127,8 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	defer cancel()
 	resp, err := call.Run(runCtx, p.graph, creds)
 	if err != nil {
-		if ctx.Err() != nil && !errors.As(err, new(*connerr.Error)) {
-			err = connerr.New(connerr.CodeUnavailable, "worker shutting down: the operation was aborted")
+		if ctx.Err() != nil {
+			err = aborted(err)
 		}
 		return fail(err, opType)
 	}
@@ -137,6 +137,23 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	resp.Release()
 	out.Operation = opType
 	return out
+}
+
+// aborted names the worker's shutdown as the cause of a call it cut short,
+// keeping what the Graph client knows (such as a send that may have gone
+// out). A Graph answer that came back anyway is left as it is.
+func aborted(err error) error {
+	const msg = "worker shutting down: the operation was aborted"
+	var ce *connerr.Error
+	if !errors.As(err, &ce) {
+		return connerr.New(connerr.CodeUnavailable, msg)
+	}
+	if !errors.Is(err, context.Canceled) {
+		return err
+	}
+	own := *ce // the error may be shared
+	own.Message = msg + " (" + ce.Message + ")"
+	return &own
 }
 
 // decodeVariables keeps only the connector's variables (the gateway

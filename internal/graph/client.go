@@ -288,6 +288,10 @@ type callInfo struct {
 	attempt    int           // the current attempt of this pass, as RetryPolicy counts
 	minBackoff time.Duration // what Graph asked us to wait, for the job's backoff
 
+	// onWire tells whether the last attempt got past the mailbox gate, so
+	// that Graph may have received it.
+	onWire bool
+
 	// The mailbox layer's verdict on the attempt that just ended, for the
 	// retry layer above it.
 	verdict verdict
@@ -408,7 +412,7 @@ func (c *Client) transportError(ctx context.Context, err error, ci *callInfo) *c
 	default:
 		e = connerr.New(connerr.CodeUnavailable, "connection to Graph failed: %s", c.cfg.Redactor.String(err.Error()))
 	}
-	if ci.send && (kind == errTimeout || kind == errConnection) {
+	if ci.send && ci.onWire && (kind == errTimeout || kind == errConnection || kind == errCanceled) {
 		e.Message += maySend
 	}
 	if ci.attempts > 1 {

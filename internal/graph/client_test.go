@@ -933,6 +933,39 @@ func TestCanceledContext(t *testing.T) {
 	}
 }
 
+// A send canceled while Graph has it (the worker's shutdown abort) may have
+// gone out; one canceled while it waited for its mailbox's slot has not.
+func TestCanceledSendSaysWhetherItMayHaveGone(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	})
+	c, _ := newTestClient(t, s.URL, func(cfg *Config) { cfg.MailboxConcurrency = 1 })
+	send := Request{Method: "POST", UserID: "u@x.com", Path: []string{"sendMail"}, Body: map[string]any{}, Send: true}
+	onWire, cancelOnWire := context.WithCancel(context.Background())
+	waiting, cancelWaiting := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	go func() { _, err := c.Do(onWire, &fakeCreds{}, send); errs <- err }()
+	<-arrived
+	go func() { _, err := c.Do(waiting, &fakeCreds{}, send); errs <- err }()
+	waitFor(t, func() bool { return waitersFor(c.mailboxes, "u@x.com") == 1 })
+	cancelWaiting()
+	ce := asConnErr(t, <-errs)
+	if ce.Code != "503" || strings.Contains(ce.Message, "may have been sent") {
+		t.Errorf("canceled before sending: %+v", ce)
+	}
+	cancelOnWire()
+	ce = asConnErr(t, <-errs)
+	if ce.Code != "503" || !strings.Contains(ce.Message, "may have been sent") {
+		t.Errorf("canceled on the wire: %+v", ce)
+	}
+	if n := s.count.Load(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
 func BenchmarkDo(b *testing.B) {
 	s := newServer(b, func(w http.ResponseWriter, r *http.Request) {
 		okJSON(w, `{"@odata.context":"x","value":[{"id":"1","subject":"hello","isRead":false},{"id":"2","subject":"world","isRead":true}]}`)

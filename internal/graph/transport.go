@@ -110,6 +110,7 @@ func (t *mailboxTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ms := t.c.mailboxes
 	mb := ms.ref(ci.mailbox)
 	defer ms.unref(ci.mailbox, mb)
+	ci.onWire = false
 	for {
 		now := t.c.cfg.Now()
 		if wait := ms.notBefore(mb).Sub(now); wait > 0 {
@@ -139,6 +140,7 @@ func (t *mailboxTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		break
 	}
 	defer mb.release()
+	ci.onWire = true
 	resp, err := t.next.RoundTrip(req)
 	// The verdict is reached while the slot is held: a 429 must throttle the
 	// mailbox before a waiter can take the slot and send into the throttle.
