@@ -1455,15 +1455,14 @@ func toDateTimeWall(v Value) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// monthsBetween counts whole months from a to b, truncated towards zero.
+// monthsBetween counts whole months from a's date to b's, truncated towards
+// zero. The time of day does not count (DMN TCK: 2011-08-25T15:59:59 to
+// 2015-08-25T15:20:59 is P4Y).
 func monthsBetween(a, b time.Time) int64 {
 	m := int64(b.Year()-a.Year())*12 + int64(b.Month()-a.Month())
-	// Compare the rest (day and time of day) to see if the last month is complete.
-	ra := time.Date(2000, 1, a.Day(), a.Hour(), a.Minute(), a.Second(), a.Nanosecond(), time.UTC)
-	rb := time.Date(2000, 1, b.Day(), b.Hour(), b.Minute(), b.Second(), b.Nanosecond(), time.UTC)
-	if m > 0 && rb.Before(ra) {
+	if m > 0 && b.Day() < a.Day() {
 		m--
-	} else if m < 0 && rb.After(ra) {
+	} else if m < 0 && b.Day() > a.Day() {
 		m++
 	}
 	return m

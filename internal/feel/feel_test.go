@@ -247,6 +247,9 @@ func TestEvalFeatures(t *testing.T) {
 		{`duration("PT90S")`, `"PT1M30S"`},
 		{`duration("P1D") * 2`, `"P2D"`},
 		{`years and months duration(date("2020-01-15"), date("2021-03-14"))`, `"P1Y1M"`},
+		// The time of day does not count, only the dates.
+		{`years and months duration(date and time("2014-12-31T23:59:59"), date and time("2016-12-31T00:00:01"))`, `"P2Y"`},
+		{`years and months duration(date and time("2016-12-31T00:00:01"), date and time("2014-12-31T23:59:59"))`, `"-P2Y"`},
 		{`time("10:30:00") + duration("PT45M")`, `"11:15:00"`},
 		{`date("2024-03-04").weekday`, `1`},
 		{`day of week(date("2024-03-04"))`, `"Monday"`},

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"time"
@@ -22,7 +23,7 @@ func ParseISODuration(s string) (time.Duration, error) {
 	for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute} {
 		if m[i+2] != "" {
 			n, err := strconv.ParseInt(m[i+2], 10, 32)
-			if err != nil {
+			if err != nil || time.Duration(n) > (math.MaxInt64-d)/unit {
 				return 0, fmt.Errorf("duration %q is out of range", s)
 			}
 			d += time.Duration(n) * unit
@@ -30,7 +31,7 @@ func ParseISODuration(s string) (time.Duration, error) {
 	}
 	if m[5] != "" {
 		f, _ := strconv.ParseFloat(m[5], 64)
-		if f > 1e9 {
+		if f > 1e9 || f*float64(time.Second) > float64(math.MaxInt64-d) {
 			return 0, fmt.Errorf("duration %q is out of range", s)
 		}
 		d += time.Duration(f * float64(time.Second))

@@ -174,6 +174,15 @@ func TestParseISODuration(t *testing.T) {
 		_, err := ParseISODuration(bad)
 		require.Error(t, err, bad)
 	}
+	// Beyond time.Duration (about 292 years): refused, never wrapped into a
+	// negative backoff.
+	for _, huge := range []string{"P200000D", "PT2562048H", "PT153722868M", "P106751DT23H47M17S", "P100000DT999999999S"} {
+		d, err := ParseISODuration(huge)
+		require.ErrorContains(t, err, "out of range", "%s gave %s", huge, d)
+	}
+	d, err := ParseISODuration("P106751DT23H47M16S")
+	require.NoError(t, err, "the largest duration that fits")
+	require.Positive(t, d)
 }
 
 func TestBodyIsDecodedOnlyWhenAHeaderReadsIt(t *testing.T) {
