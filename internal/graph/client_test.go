@@ -169,6 +169,12 @@ func TestValidateID(t *testing.T) {
 		{".", false},
 		{"..", false},
 		{"a\tb", false},
+		{"../../victim@contoso.test/mailFolders/inbox", false},
+		{"AAMk/../AGI", false},
+		{"AAMk\\..\\AGI", false},
+		{"AAMk/./AGI", false},
+		{"AAMk/..x/AGI", true},
+		{"AAMk.../AGI", true},
 	} {
 		err := ValidateID("operation.folderId", tc.id)
 		if (err == nil) != tc.ok {

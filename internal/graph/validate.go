@@ -44,13 +44,15 @@ func ValidateUserID(userID string) error {
 // that becomes one path segment. Graph ids are base64url-like and may contain
 // "/" in their standard-base64 form, which path escaping keeps inside the
 // segment; dot segments and control characters can only be an attempt to
-// step out of it.
+// step out of it. A dot segment between slashes counts too: a server or
+// proxy that decodes %2F would resolve "../../other@contoso.com/..." into
+// another mailbox, as ValidateUserID and nextLink checks already assume.
 func ValidateID(variable, value string) error {
 	switch {
 	case value == "":
 		return connerr.Input(variable, "expected a non-empty id, got an empty string")
-	case value == "." || value == "..":
-		return connerr.Input(variable, "expected an id, got %q", value)
+	case hasDotSegment(value):
+		return connerr.Input(variable, "expected an id, got %q (\".\" and \"..\" between slashes are path steps)", value)
 	case len(value) > 4096:
 		return connerr.Input(variable, "expected an id of at most 4096 characters, got %d", len(value))
 	case !utf8.ValidString(value):
@@ -62,6 +64,15 @@ func ValidateID(variable, value string) error {
 		}
 	}
 	return nil
+}
+
+func hasDotSegment(value string) bool {
+	for _, seg := range strings.FieldsFunc(value, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }

@@ -130,7 +130,7 @@ func TestDecodeListMailFolders(t *testing.T) {
 				t.Errorf("query %v", q)
 			}
 		}},
-		{name: "parent dot-dot", vars: `{"operation":{"userId":"a@b.com","parentFolderId":".."}}`, err: `operation.parentFolderId: expected an id, got ".."`},
+		{name: "parent dot-dot", vars: `{"operation":{"userId":"a@b.com","parentFolderId":".."}}`, err: `operation.parentFolderId: expected an id, got ".." ("." and ".." between slashes are path steps)`},
 		{name: "parent not string", vars: `{"operation":{"userId":"a@b.com","parentFolderId":{}}}`, err: "operation.parentFolderId: expected a string, got a context"},
 		{name: "includeHiddenFolders not bool", vars: `{"operation":{"userId":"a@b.com","queryParameters":{"includeHiddenFolders":"yes"}}}`, err: `operation.queryParameters.includeHiddenFolders: expected a boolean, got string "yes"`},
 	})
