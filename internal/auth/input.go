@@ -130,7 +130,7 @@ func Decode(raw any) (Input, error) {
 	case "":
 		return Input{}, connerr.Input("authentication.type", "required, one of %s", strings.Join(types, ", "))
 	default:
-		return Input{}, connerr.Input("authentication.type", "must be one of %s, got %q", strings.Join(types, ", "), truncate(in.Type, 64))
+		return Input{}, connerr.Input("authentication.type", "must be one of %s, got %s", strings.Join(types, ", "), connerr.Quote(in.Type, 64))
 	}
 }
 
@@ -149,13 +149,6 @@ func kind(v any) string {
 	default:
 		return "a number"
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // settings is a validated Input with defaults applied.
@@ -195,7 +188,7 @@ func (in Input) validate() (settings, error) {
 			}
 		}
 	default:
-		return s, connerr.Input("authentication.type", "must be one of %s, got %q", strings.Join(types, ", "), truncate(in.Type, 64))
+		return s, connerr.Input("authentication.type", "must be one of %s, got %s", strings.Join(types, ", "), connerr.Quote(in.Type, 64))
 	}
 	s.endpoint = strings.TrimSpace(in.OAuthTokenEndpoint)
 	s.clientID = strings.TrimSpace(in.ClientID)
@@ -214,8 +207,8 @@ func (in Input) validate() (settings, error) {
 		}
 		s.authStyle = ClientAuthHeader
 	default:
-		return s, connerr.Input("authentication.clientAuthentication", "must be %s or %s, got %q",
-			ClientAuthBody, ClientAuthHeader, truncate(in.ClientAuthentication, 64))
+		return s, connerr.Input("authentication.clientAuthentication", "must be %s or %s, got %s",
+			ClientAuthBody, ClientAuthHeader, connerr.Quote(in.ClientAuthentication, 64))
 	}
 	return s, nil
 }

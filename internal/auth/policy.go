@@ -21,7 +21,7 @@ const endpointVar = "authentication.oauthTokenEndpoint"
 func checkEndpoint(raw string, allowed map[string]bool) (host string, err error) {
 	u, perr := url.Parse(raw)
 	if perr != nil || u.Opaque != "" || u.Host == "" {
-		return "", connerr.Input(endpointVar, "must be an absolute https:// URL, got %q", truncate(raw, 200))
+		return "", connerr.Input(endpointVar, "must be an absolute https:// URL, got %s", connerr.Quote(raw, 200))
 	}
 	if u.User != nil {
 		// Credentials in the URL would be sent to the endpoint and show up
@@ -30,7 +30,7 @@ func checkEndpoint(raw string, allowed map[string]bool) (host string, err error)
 	}
 	host = strings.ToLower(u.Hostname())
 	if host == "" {
-		return "", connerr.Input(endpointVar, "has no host: %q", truncate(raw, 200))
+		return "", connerr.Input(endpointVar, "has no host: %s", connerr.Quote(raw, 200))
 	}
 	loopback := IsLoopback(host)
 	switch strings.ToLower(u.Scheme) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Describe names a value's type and, for scalars, the value, for input
@@ -13,10 +14,10 @@ func Describe(v any) string {
 	case nil:
 		return "null"
 	case string:
-		if len(t) > 60 {
-			t = t[:57] + "..."
+		if len(t) > maxQuoted {
+			return Quote(t, maxQuoted)
 		}
-		return fmt.Sprintf("string %q", t)
+		return "string " + strconv.Quote(t)
 	case bool:
 		return fmt.Sprintf("boolean %v", t)
 	case json.Number:
@@ -32,4 +33,18 @@ func Describe(v any) string {
 	default:
 		return fmt.Sprintf("a value of type %T", v)
 	}
+}
+
+// maxQuoted is the longest string Describe shows.
+const maxQuoted = 60
+
+// Quote shows s as a Go-quoted string for an error message when it has at
+// most max bytes, and otherwise only its length. A long value is not cut
+// short: a cut-off secret would no longer match the redactor, and its
+// first part would leave in the message.
+func Quote(s string, max int) string {
+	if len(s) > max {
+		return fmt.Sprintf("a string of %d characters", utf8.RuneCountInString(s))
+	}
+	return strconv.Quote(s)
 }

@@ -25,7 +25,11 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		bearerSecret  = "bearer-S3CRET-token-value"           // refused by Graph
 		wrongSecret   = "wrong-client-S3CRET"                 // refused by the token endpoint
 		quoteSecret   = `quote"and\backslash-S3CRET`          // JSON-escaped in variables and logs
+		spacedSecret  = "Project S3CRET Q7"                   // percent-encoded in URLs
+		ownerSecret   = "erin.secret-S3CRET@contoso.example"  // Graph repeats it as erin...%40contoso in @odata.context
 	)
+	// Long enough that an input error would not show it whole.
+	longSecret := "LONG-S3CRET-" + strings.Repeat("Z9", 60)
 	// Jobs that failed with retries left keep calling Graph in the
 	// background, so the set is read under its lock, never closed.
 	var tokensMu sync.Mutex
@@ -34,6 +38,7 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		Secrets: map[string]string{
 			"SECRET_MAILBOX": mailboxSecret, "SECRET_SUBJECT": subjectSecret, "SECRET_BEARER": bearerSecret,
 			"SECRET_WRONG": wrongSecret, "SECRET_QUOTE": quoteSecret,
+			"SECRET_SPACED": spacedSecret, "SECRET_OWNER": ownerSecret, "SECRET_LONG": longSecret,
 		},
 		// Record the access tokens Graph receives: they are secrets too. The
 		// check accepts every token; the refused bearer is a fault below.
@@ -45,6 +50,7 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		})},
 	})
 	e.Graph.AddMailbox("dana@contoso.example")
+	e.Graph.AddMailbox(ownerSecret)
 	auth := e.Auth()
 
 	wrongAuth := map[string]any{}
@@ -77,11 +83,25 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 		{map[string]any{"operation": op("sendMail", alice, nil), "message": map[string]any{"subject": "{{secrets.SUBJECT}}", "bodyContent": "{{secrets.NOPE}}", "toRecipients": []any{bob}}}, nil},
 		// An input error whose message would quote the (secret) value.
 		{map[string]any{"operation": op("sendMail", alice, nil), "message": map[string]any{"subject": "x", "bodyContent": "x", "toRecipients": []any{"{{secrets.SUBJECT}}"}}}, nil},
+		// … quoted with escapes, and one too long to be shown whole.
+		{map[string]any{"operation": op("sendMail", alice, nil), "message": map[string]any{"subject": "x", "bodyContent": "x", "toRecipients": []any{"{{secrets.QUOTE}}"}}}, nil},
+		{map[string]any{"operation": op("sendMail", alice, nil), "message": map[string]any{"subject": "x", "bodyContent": "x", "toRecipients": []any{bob}, "importance": "{{secrets.LONG}}"}}, nil},
+		// A query option from a secret: percent-encoded in the logged URL of a
+		// refused request (job 11) and in Graph's @odata.nextLink.
+		{map[string]any{"operation": op("listMessages", alice, map[string]any{"queryParameters": map[string]any{"$filter": "subject eq '{{secrets.SPACED}}'"}})}, nil},
+		{map[string]any{"operation": op("listMessages", bob, map[string]any{"folderId": "inbox", "queryParameters": map[string]any{"$top": 1, "$filter": "subject ne '{{secrets.SPACED}}'"}})},
+			map[string]string{"resultVariable": "page"}},
+		// A mailbox from a secret, repeated by Graph in @odata.context.
+		{map[string]any{"operation": op("listMailFolders", "{{secrets.OWNER}}", nil)}, map[string]string{"resultVariable": "folders"}},
 	}
 	for i, j := range jobs {
 		if i == 4 {
 			e.Graph.InjectFault(graphsim.Fault{Method: "POST", Path: `/sendMail$`, Status: 400, Code: "ErrorInvalidRequest",
 				Message: "The request body was: subject " + subjectSecret, Times: 1})
+		}
+		if i == 11 {
+			e.Graph.InjectFault(graphsim.Fault{Method: "GET", Path: `/messages$`, Status: 400, Code: "BadRequest",
+				Message: "Invalid filter clause", Times: 1})
 		}
 		if i == 6 {
 			// Graph's token check refuses the bearer.
@@ -122,11 +142,13 @@ func TestSecretsNeverLeaveTheProcess(t *testing.T) {
 	require.Contains(t, text, "AADSTS7000215", "the token endpoint refused the wrong secret")
 	require.Contains(t, text, "ErrorInvalidUser", "Graph echoed the mailbox")
 	require.Contains(t, text, "SECRET_NOT_FOUND")
+	require.Contains(t, text, "@odata.nextLink", "a page link came back")
+	require.Contains(t, text, "@odata.context", "Graph's context URL came back")
 	require.Contains(t, text, "o365_jobs_failed_total")
 	require.Len(t, e.Graph.Messages(bob, "inbox"), 2, "the mails with secret subjects were delivered")
 	require.Equal(t, subjectSecret, e.Graph.Messages(bob, "inbox")[0].Subject, "Graph got the real value")
 
-	secrets := []string{mailboxSecret, subjectSecret, bearerSecret, wrongSecret, quoteSecret, "sandbox-client-secret-value",
+	secrets := []string{mailboxSecret, subjectSecret, bearerSecret, wrongSecret, quoteSecret, spacedSecret, ownerSecret, longSecret[:20], "sandbox-client-secret-value",
 		strings.ReplaceAll(quoteSecret, `"`, `\"`), "S3CRET"}
 	for tok := range seen {
 		secrets = append(secrets, tok)

@@ -457,7 +457,8 @@ func (c *Client) statusError(resp *http.Response, raw []byte, ci *callInfo) *con
 		}
 	}
 	if s, ok := body.(string); ok {
-		body = truncateString(s)
+		// Masked before it is cut: a cut-off secret would no longer match.
+		body = truncateString(c.cfg.Redactor.String(s))
 	}
 	e := connerr.New(fmt.Sprint(resp.StatusCode), "%s", c.cfg.Redactor.String(text))
 	e.Variables = map[string]any{"response": c.responseVar(resp.StatusCode, resp.Header, body)}

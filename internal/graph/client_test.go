@@ -23,6 +23,7 @@ import (
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/metrics"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/redact"
 )
 
 func TestNewValidatesBaseURL(t *testing.T) {
@@ -912,6 +913,35 @@ func TestLogsRequestIDButNeverTheToken(t *testing.T) {
 	}
 	if !warn || !debug {
 		t.Errorf("warn %v debug %v: %v", warn, debug, logs.All())
+	}
+}
+
+// A secret in a query option is logged as the request went out, encoded the
+// way this client encodes queries; the redactor knows that spelling too.
+func TestEncodedQuerySecretIsMaskedInLogs(t *testing.T) {
+	const secret = "Pro ject+S3CRET@o'hara/x"
+	core, logs := observer.New(zapcore.DebugLevel)
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { graphErr(w, 400, "BadRequest", "Invalid filter clause") })
+	rd := &redact.Set{}
+	rd.Add(secret)
+	c, _ := newTestClient(t, s.URL, func(cfg *Config) { cfg.Logger = zap.New(core); cfg.Redactor = rd })
+	_, _ = c.Do(context.Background(), &fakeCreds{}, Request{UserID: "u@x.com", Query: url.Values{"$filter": {"subject eq '" + secret + "'"}}})
+	if got := s.requests()[0].URL.Query().Get("$filter"); got != "subject eq '"+secret+"'" {
+		t.Fatalf("Graph got %q", got)
+	}
+	logged := 0
+	for _, e := range logs.All() {
+		u, _ := e.ContextMap()["url"].(string)
+		if u == "" {
+			continue
+		}
+		logged++
+		if strings.Contains(u, "S3CRET") || !strings.Contains(u, "***") {
+			t.Errorf("logged url %s", u)
+		}
+	}
+	if logged == 0 {
+		t.Fatal("no request was logged")
 	}
 }
 

@@ -7,7 +7,11 @@
 package redact
 
 import (
+	"encoding/json"
+	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +35,15 @@ const maxValues = 10_000
 // Set is a concurrency-safe set of secret values. The zero value is ready.
 type Set struct {
 	mu       sync.Mutex
-	values   map[string]uint64 // value → last use (tick)
+	values   map[string]entry
 	tick     uint64
 	dirty    atomic.Bool // values changed since the replacer was built
 	replacer atomic.Pointer[strings.Replacer]
+}
+
+type entry struct {
+	tick  uint64   // last use
+	other []string // spellings besides the value itself (see forms)
 }
 
 // Add records secret values. Known values only have their last use
@@ -50,13 +59,16 @@ func (s *Set) Add(values ...string) {
 			continue
 		}
 		if s.values == nil {
-			s.values = map[string]uint64{}
+			s.values = map[string]entry{}
 		}
 		s.tick++
-		if _, ok := s.values[v]; !ok {
+		e, ok := s.values[v]
+		if !ok {
+			e.other = otherForms(v)
 			s.dirty.Store(true)
 		}
-		s.values[v] = s.tick
+		e.tick = s.tick
+		s.values[v] = e
 	}
 	if len(s.values) > maxValues {
 		s.evictLocked()
@@ -67,13 +79,13 @@ func (s *Set) Add(values ...string) {
 // sorting is rare.
 func (s *Set) evictLocked() {
 	ticks := make([]uint64, 0, len(s.values))
-	for _, t := range s.values {
-		ticks = append(ticks, t)
+	for _, e := range s.values {
+		ticks = append(ticks, e.tick)
 	}
 	sort.Slice(ticks, func(i, j int) bool { return ticks[i] < ticks[j] })
 	cut := ticks[len(ticks)-maxValues*9/10]
-	for v, t := range s.values {
-		if t < cut {
+	for v, e := range s.values {
+		if e.tick < cut {
 			delete(s.values, v)
 		}
 	}
@@ -111,9 +123,19 @@ func (s *Set) rebuildLocked() {
 		return
 	}
 	// Longest first, so that a secret containing another is masked whole.
+	seen := make(map[string]bool, len(s.values))
 	vals := make([]string, 0, len(s.values))
-	for v := range s.values {
-		vals = append(vals, v)
+	add := func(f string) {
+		if !seen[f] {
+			seen[f] = true
+			vals = append(vals, f)
+		}
+	}
+	for v, e := range s.values {
+		add(v)
+		for _, f := range e.other {
+			add(f)
+		}
 	}
 	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
 	pairs := make([]string, 0, 2*len(vals))
@@ -121,6 +143,79 @@ func (s *Set) rebuildLocked() {
 		pairs = append(pairs, v, Mask)
 	}
 	s.replacer.Store(strings.NewReplacer(pairs...))
+}
+
+// forms are the spellings of a secret that text leaving the process can
+// carry: as is; escaped by %q and by JSON (input errors quote values); and
+// percent-encoded as a URL path segment, a query value (with "+" or "%20"
+// for a space) or by the Graph client's OData query encoding, in either hex
+// case (Graph repeats request URLs in @odata.context and @odata.nextLink,
+// and the client logs them). For the usual token and password characters
+// they all coincide with the value.
+func forms(v string) []string {
+	q := strconv.Quote(v)
+	var js strings.Builder
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	jsPlain := strings.TrimSuffix(js.String(), "\n")
+	jsHTML, _ := json.Marshal(v)
+	out := []string{v, q[1 : len(q)-1], jsPlain[1 : len(jsPlain)-1], string(jsHTML[1 : len(jsHTML)-1])}
+	query := url.QueryEscape(v)
+	for _, p := range []string{url.PathEscape(v), query, strings.ReplaceAll(query, "+", "%20"), percentEncode(v, odataKeep)} {
+		out = append(out, p, lowerHex(p))
+	}
+	return out
+}
+
+// otherForms are the forms that differ from v and are long enough to mask;
+// nil for the usual token characters, so that most entries cost nothing.
+func otherForms(v string) []string {
+	var out []string
+	for _, f := range forms(v)[1:] {
+		if f != v && len(f) >= MinLength && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// odataKeep is what the Graph client leaves unescaped in query values.
+const odataKeep = "-._~$'(),:@/!*"
+
+func percentEncode(v, keep string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(keep, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// lowerHex writes the hex digits of every %XX escape in lower case.
+func lowerHex(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	b := []byte(p)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if 'A' <= b[j] && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 // String masks every known secret in text.

@@ -78,3 +78,26 @@ func TestConcurrentAddAndMask(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Input errors quote values, Graph repeats request URLs percent-encoded, and
+// logs show encoded URLs: each spelling of a secret is masked.
+func TestEncodedSpellingsAreMasked(t *testing.T) {
+	var s Set
+	s.Add(`Pro"ject S3C\RET@x/y+z'`, "a<b&c>d-S3CRET")
+	for _, spelled := range []string{
+		`Pro"ject S3C\RET@x/y+z'`,               // as is
+		`Pro\"ject S3C\\RET@x/y+z'`,             // %q and JSON
+		`Pro%22ject%20S3C%5CRET@x%2Fy+z%27`,     // url.PathEscape
+		`Pro%22ject+S3C%5CRET%40x%2Fy%2Bz%27`,   // url.QueryEscape
+		`Pro%22ject%20S3C%5CRET%40x%2Fy%2Bz%27`, // a query with %20 for spaces
+		`Pro%22ject%20S3C%5CRET@x/y%2Bz'`,       // the Graph client's OData query encoding
+		`Pro%22ject%20S3C%5cRET%40x%2fy%2bz%27`, // lower-case hex
+		`a\u003cb\u0026c\u003ed-S3CRET`,         // encoding/json's HTML-safe escaping
+	} {
+		require.Equal(t, "<***>", s.String("<"+spelled+">"), spelled)
+	}
+	require.Equal(t, "S3C", s.String("S3C"), "a part alone is not the secret")
+
+	// Plain token characters have one spelling only, and cost no more.
+	require.Empty(t, otherForms("tok-EN_1.2~x"))
+}
