@@ -301,8 +301,11 @@ func (p *Plan) evalError(vars map[string]any, retries int32, cerr *connerr.Error
 }
 
 // asContext converts a FEEL result into process variables. Null is taken
-// as "no variables" rather than an error: a result expression over a
-// missing path should not turn an already sent mail into an incident.
+// as "no variables" rather than an error, as Camunda's connector runtime
+// does (its createOutputVariables skips a null mapped result): a result
+// expression over a missing path should not turn an already sent mail into
+// an incident. camunda-semantics.md's "anything else is an input error"
+// holds for every other non-context result.
 func asContext(v feel.Value) (map[string]any, error) {
 	j, err := feel.ToJSON(v)
 	if err != nil {
