@@ -372,15 +372,9 @@ func TestTokenErrorPassedThrough(t *testing.T) {
 // A failed token request answers every job that waited for it with the same
 // error; a job's own Retry-After goes into its copy, never into that one.
 func TestSharedTokenErrorIsNotChanged(t *testing.T) {
-	var n atomic.Int64
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			w.Header().Set("Retry-After", "3")
-			graphErr(w, 429, "ApplicationThrottled", "over its MailboxConcurrency limit")
-			return
-		}
+	s := newServer(t, throttledOnce("3", func(w http.ResponseWriter, r *http.Request) {
 		graphErr(w, 401, "InvalidAuthenticationToken", "Access token has expired.")
-	})
+	}))
 	c, _ := newTestClient(t, s.URL)
 	shared := connerr.New(connerr.CodeOAuthTokenError, "AADSTS7000215: Invalid client secret provided.")
 	creds := &refreshFails{shared: shared}
@@ -414,15 +408,7 @@ func (f *refreshFails) Invalidate(tok string) {
 }
 
 func TestThrottleRetryAfterSeconds(t *testing.T) {
-	var n atomic.Int64
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			w.Header().Set("Retry-After", "7")
-			graphErr(w, 429, "ApplicationThrottled", "over its MailboxConcurrency limit")
-			return
-		}
-		okJSON(w, `{}`)
-	})
+	s := newServer(t, throttledOnce("7", func(w http.ResponseWriter, r *http.Request) { okJSON(w, `{}`) }))
 	m := metrics.New()
 	c, clk := newTestClient(t, s.URL, func(cfg *Config) { cfg.Metrics = m })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

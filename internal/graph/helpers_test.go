@@ -138,6 +138,20 @@ func graphErr(w http.ResponseWriter, status int, code, msg string) {
 	_, _ = w.Write([]byte(`{"error":{"code":"` + code + `","message":"` + msg + `","innerError":{"request-id":"req-123"}}}`))
 }
 
+// throttledOnce answers the first request with Graph's 429 and Retry-After,
+// and every later one with then.
+func throttledOnce(retryAfter string, then http.HandlerFunc) http.HandlerFunc {
+	var n atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", retryAfter)
+			graphErr(w, 429, "ApplicationThrottled", "over its MailboxConcurrency limit")
+			return
+		}
+		then(w, r)
+	}
+}
+
 func okJSON(w http.ResponseWriter, body string) {
 	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
 	_, _ = w.Write([]byte(body))
