@@ -252,15 +252,16 @@ func encodeVars(vars map[string]json.RawMessage) string {
 }
 
 // tryActivateLocked activates j for a unless its activated form exceeds
-// limit bytes. A job that cannot fit even alone raises an incident, as the
-// broker does, so it does not block its type forever.
+// limit bytes. A job that does not fit even alone raises an incident, as the
+// broker does ("the current job is simply too large"), so it does not block
+// its type forever; alone, limit is all a response can carry.
 func (g *Gateway) tryActivateLocked(j *job, a activation, limit int, alone bool) (*pb.ActivatedJob, bool) {
 	deadline := time.Now().Add(a.timeout)
 	aj := g.activatedJobLocked(j, a, deadline)
 	// Frame overhead of a repeated field entry.
 	size := proto.Size(aj) + 16
 	if size > limit {
-		if alone && size > g.opts.maxMessageSize {
+		if alone {
 			j.pub.State = StateIncident
 			j.pub.Incident = true
 			j.pub.ErrorMessage = fmt.Sprintf("The job with key '%d' can not be activated, because it is larger than the configured message size (per default is 4 MB). Try to reduce the size by reducing the number of fetched variables or modifying the variable values.", j.pub.Key)

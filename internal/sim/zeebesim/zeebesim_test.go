@@ -16,6 +16,7 @@ import (
 	"github.com/camunda/zeebe/clients/go/v8/pkg/worker"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestActivateAndComplete(t *testing.T) {
@@ -474,6 +475,29 @@ func TestActivationBatchFitsMessageSize(t *testing.T) {
 	j, _ := g.Job(huge)
 	require.Equal(t, StateIncident, j.State)
 	require.Contains(t, j.ErrorMessage, "larger than the configured message size")
+
+	// Just too large for a response of its own (its envelope included),
+	// though under the message size: an incident too, not a job that
+	// blocks its type.
+	target := (64 << 10) - 30
+	n := 60 << 10
+	for {
+		probe := g.CreateJob(JobSpec{Type: "probe", Variables: map[string]any{"p": strings.Repeat("z", n)}})
+		g.mu.Lock()
+		size := proto.Size(g.activatedJobLocked(g.jobs[probe], activation{worker: "w", timeout: time.Minute}, time.Now())) + 16
+		g.mu.Unlock()
+		if size == target {
+			break
+		}
+		n += target - size
+	}
+	edge := g.CreateJob(JobSpec{Type: "t", Variables: map[string]any{"p": strings.Repeat("z", n)}})
+	next := g.CreateJob(JobSpec{Type: "t"})
+	jobs = activate(t, c, "t", "w", 10, time.Minute)
+	require.Len(t, jobs, 1)
+	require.Equal(t, next, jobs[0].Key)
+	j, _ = g.Job(edge)
+	require.Equal(t, StateIncident, j.State)
 
 	// Requests above the configured size are refused too.
 	cmd, err := c.NewCompleteJobCommand().JobKey(after).VariablesFromString(fmt.Sprintf(`{"p":%q}`, strings.Repeat("q", 70<<10)))
