@@ -7,9 +7,10 @@ import (
 )
 
 // The $filter subset: comparisons (eq ne gt ge lt le) of a property path with
-// a literal, combined with and / or / not and parentheses. Functions, lambda
-// operators and arithmetic are answered as Graph answers nodes it cannot
-// evaluate on mail: 400 ErrorInvalidUrlQueryFilter.
+// a literal and startswith(property,'prefix'), combined with and / or / not
+// and parentheses. Other functions, lambda operators and arithmetic are
+// answered as Graph answers nodes it cannot evaluate on mail: 400
+// ErrorInvalidUrlQueryFilter.
 
 type tokKind int
 
@@ -207,8 +208,12 @@ func (p *filterParser[T]) comparison() (func(T) bool, *apiError) {
 		// A literal on the left, as in 'x' eq subject.
 		return nil, invalidNodes()
 	}
+	if p.peek().kind == tLParen && strings.EqualFold(t.text, "startswith") {
+		return p.startsWith()
+	}
 	if p.peek().kind == tLParen || strings.Contains(t.text, ":") {
-		// Functions (startswith, contains, any/all lambdas) are not modelled.
+		// Other functions (contains and endswith, which Exchange does not
+		// evaluate on mail; any/all lambdas) are not modelled.
 		return nil, invalidNodes()
 	}
 	pr, e := p.sc.lookup(t.text)
@@ -282,6 +287,36 @@ func (p *filterParser[T]) comparison() (func(T) bool, *apiError) {
 	default:
 		return func(x T) bool { return cmp(x) <= 0 }, nil
 	}
+}
+
+// startsWith parses the rest of startswith(property,'prefix'), which Graph
+// evaluates on string properties of mail such as subject, case-insensitively.
+func (p *filterParser[T]) startsWith() (func(T) bool, *apiError) {
+	p.next() // (
+	name := p.next()
+	if name.kind != tIdent {
+		return nil, invalidNodes()
+	}
+	pr, e := p.sc.lookup(name.text)
+	if e != nil {
+		return nil, e
+	}
+	if pr.kind != kString {
+		return nil, invalidNodes()
+	}
+	p.props = append(p.props, lower(name.text))
+	if c := p.next(); c.kind != tComma {
+		return nil, syntaxError(p.src, c.pos)
+	}
+	lit := p.next()
+	if lit.kind != tString {
+		return nil, invalidNodes()
+	}
+	if r := p.next(); r.kind != tRParen {
+		return nil, syntaxError(p.src, r.pos)
+	}
+	prefix := lower(lit.text)
+	return func(x T) bool { return strings.HasPrefix(lower(pr.str(x)), prefix) }, nil
 }
 
 func opName(op string) string {

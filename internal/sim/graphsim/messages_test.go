@@ -227,6 +227,9 @@ func TestFilter(t *testing.T) {
 		{filter: "not (isRead eq true) and hasAttachments eq true", want: []string{"msg 10", "msg 00"}},
 		{filter: "isRead and hasAttachments eq true", want: []string{"msg 15", "msg 05"}},
 		{filter: "subject eq 'it''s'", count: 0},
+		{filter: "startswith(subject,'MSG 1')", count: 10},
+		{filter: "startswith(from/emailAddress/address,'sender1') and isRead eq false", want: []string{"msg 16", "msg 10", "msg 04"}},
+		{filter: "not startswith(subject,'msg 1')", count: 10},
 	}
 	for _, c := range cases {
 		r := call(t, s, "GET", "/users/a@x.test/messages?$top=100&$count=true&$filter="+url.QueryEscape(c.filter), nil)
@@ -251,7 +254,10 @@ func TestFilter(t *testing.T) {
 		{"subject eq 'x' and", "BadRequest"},
 		{"(subject eq 'x'", "BadRequest"},
 		{"isJunk eq true", "RequestBroker--ParseUri"},
-		{"startswith(subject,'msg')", "ErrorInvalidUrlQueryFilter"},
+		{"startswith(isRead,'t')", "ErrorInvalidUrlQueryFilter"},
+		{"startswith(subject,1)", "ErrorInvalidUrlQueryFilter"},
+		{"startswith(subject,'x'", "BadRequest"},
+		{"endswith(subject,'msg')", "ErrorInvalidUrlQueryFilter"},
 		{"contains(subject,'msg')", "ErrorInvalidUrlQueryFilter"},
 		{"toRecipients/any(r:r/emailAddress/address eq 'a@x.test')", "ErrorInvalidUrlQueryFilter"},
 		{"'x' eq subject", "ErrorInvalidUrlQueryFilter"},
