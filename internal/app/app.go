@@ -91,6 +91,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	newClient := r.opts.Client
 	if newClient == nil {
 		newClient = worker.NewClient
+		changed, err := worker.AlignClientEnv(cfg, worker.OSEnv{})
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 {
+			r.Log.Warn("environment variables that the Zeebe client reads itself were set to the resolved configuration",
+				zap.Strings("variables", changed))
+		}
 	}
 	client, err := newClient(cfg)
 	if err != nil {
