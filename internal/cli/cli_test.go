@@ -49,7 +49,7 @@ func TestBadConfigurationExitsTwoWithOneLinePerProblem(t *testing.T) {
 	code, _, stderr := runCLI(t, map[string]string{"CONNECTOR_CONCURRENCY": "many", "GRAPH_BASE_URL": "http://graph.example.com"}, "", "run")
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, stderr, "configuration error:")
-	require.Contains(t, stderr, `  CONNECTOR_CONCURRENCY: expected a whole number of at least 1, got "many"`)
+	require.Contains(t, stderr, `  CONNECTOR_CONCURRENCY: expected a whole number from 1 to 10000, got "many"`)
 	require.Contains(t, stderr, "  GRAPH_BASE_URL: expected an https:// URL")
 	require.NotContains(t, stderr, "goroutine", "no stack trace")
 

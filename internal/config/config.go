@@ -41,8 +41,8 @@ var Settings = []Setting{
 	{Env: "ZEEBE_TOKEN_SCOPE", Help: "OAuth scope for the gateway token"},
 	{Env: "CONNECTOR_JOB_TYPE", Default: "o365-mail:1", Help: "job type the worker subscribes to"},
 	{Env: "CONNECTOR_WORKER_NAME", Help: "worker name shown in Operate (default: host name)"},
-	{Env: "CONNECTOR_MAX_JOBS_ACTIVE", Default: "32", Help: "jobs activated and not yet finished, at most"},
-	{Env: "CONNECTOR_CONCURRENCY", Default: "16", Help: "handlers running at once"},
+	{Env: "CONNECTOR_MAX_JOBS_ACTIVE", Default: "32", Help: "jobs activated and not yet finished, at most (1 to 10000)"},
+	{Env: "CONNECTOR_CONCURRENCY", Default: "16", Help: "handlers running at once (1 to 10000)"},
 	{Env: "CONNECTOR_JOB_TIMEOUT", Default: "5m", Help: "job lock: after it the broker hands the job to another worker"},
 	{Env: "CONNECTOR_POLL_INTERVAL", Default: "100ms", Help: "pause between polls that found no job"},
 	{Env: "CONNECTOR_REQUEST_TIMEOUT", Default: "10s", Help: "long-poll duration of one activation request"},
@@ -132,20 +132,26 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 		}
 	}
 	raw := map[string]string{}
-	var unknown []string
+	var fileProblems []string
 	known := map[string]bool{}
 	for _, s := range Settings {
 		known[strings.ToLower(s.Env)] = true
 	}
 	for _, k := range v.AllKeys() {
 		if !known[k] {
-			unknown = append(unknown, fmt.Sprintf("--config: unknown setting %q (expected one of the names in README's configuration table)", k))
+			fileProblems = append(fileProblems, fmt.Sprintf("--config: unknown setting %q (expected one of the names in README's configuration table)", k))
 		}
 	}
 	for _, s := range Settings {
 		val := s.Default
 		if v.IsSet(s.Env) {
-			val = v.GetString(s.Env)
+			switch v.Get(s.Env).(type) {
+			case []any, map[string]any:
+				// GetString would make it "" without a word.
+				fileProblems = append(fileProblems, fmt.Sprintf("--config: %s: expected a single value (a list as one comma-separated string), got a YAML list or map", s.Env))
+			default:
+				val = v.GetString(s.Env)
+			}
 		}
 		if e, ok := lookupEnv(s.Env); ok {
 			val = e
@@ -158,16 +164,21 @@ func Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) (Config, err
 		raw[s.Env] = strings.TrimSpace(val)
 	}
 	c, err := parse(raw)
-	if len(unknown) > 0 {
+	if len(fileProblems) > 0 {
 		var ce *Error
 		if errors.As(err, &ce) {
-			ce.Problems = append(unknown, ce.Problems...)
+			ce.Problems = append(fileProblems, ce.Problems...)
 			return c, ce
 		}
-		return c, &Error{Problems: unknown}
+		return c, &Error{Problems: fileProblems}
 	}
 	return c, err
 }
+
+// MaxCount bounds CONNECTOR_MAX_JOBS_ACTIVE, CONNECTOR_CONCURRENCY and
+// GRAPH_MAILBOX_CONCURRENCY: far above any useful value (1,000 jobs in
+// flight take about 100 MiB), far below what would exhaust memory.
+const MaxCount = 10_000
 
 // Error lists every configuration problem, one per line.
 type Error struct{ Problems []string }
@@ -186,10 +197,12 @@ func parse(raw map[string]string) (Config, error) {
 		}
 		return b
 	}
-	positive := func(name string) int {
+	// Counts size queues and goroutine pools, so a typo such as 9999999999
+	// must not reach them.
+	count := func(name string, max int) int {
 		n, err := strconv.Atoi(raw[name])
-		if err != nil || n < 1 {
-			bad(name, "a whole number of at least 1", raw[name])
+		if err != nil || n < 1 || n > max {
+			bad(name, fmt.Sprintf("a whole number from 1 to %d", max), raw[name])
 		}
 		return n
 	}
@@ -211,8 +224,8 @@ func parse(raw map[string]string) (Config, error) {
 		ZeebeTokenScope:         raw["ZEEBE_TOKEN_SCOPE"],
 		JobType:                 raw["CONNECTOR_JOB_TYPE"],
 		WorkerName:              raw["CONNECTOR_WORKER_NAME"],
-		MaxJobsActive:           positive("CONNECTOR_MAX_JOBS_ACTIVE"),
-		Concurrency:             positive("CONNECTOR_CONCURRENCY"),
+		MaxJobsActive:           count("CONNECTOR_MAX_JOBS_ACTIVE", MaxCount),
+		Concurrency:             count("CONNECTOR_CONCURRENCY", MaxCount),
 		JobTimeout:              duration("CONNECTOR_JOB_TIMEOUT", time.Second),
 		PollInterval:            duration("CONNECTOR_POLL_INTERVAL", time.Millisecond),
 		RequestTimeout:          duration("CONNECTOR_REQUEST_TIMEOUT", 0),
@@ -220,7 +233,7 @@ func parse(raw map[string]string) (Config, error) {
 		ShutdownGrace:           duration("CONNECTOR_SHUTDOWN_GRACE", 0),
 		GraphBaseURL:            strings.TrimRight(raw["GRAPH_BASE_URL"], "/"),
 		GraphTimeout:            duration("GRAPH_TIMEOUT", time.Millisecond),
-		GraphMailboxConcurrency: positive("GRAPH_MAILBOX_CONCURRENCY"),
+		GraphMailboxConcurrency: count("GRAPH_MAILBOX_CONCURRENCY", MaxCount),
 		SecretsEnvPrefix:        raw["SECRETS_ENV_PREFIX"],
 		SecretsDir:              raw["SECRETS_DIR"],
 		ManagementAddr:          raw["MANAGEMENT_ADDR"],

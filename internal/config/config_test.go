@@ -88,6 +88,33 @@ func TestEveryProblemOnItsOwnLine(t *testing.T) {
 	}
 }
 
+func TestCountsAreBounded(t *testing.T) {
+	_, err := Load(flags(t), env(map[string]string{
+		"CONNECTOR_MAX_JOBS_ACTIVE": "9999999999", "CONNECTOR_CONCURRENCY": "10001", "GRAPH_MAILBOX_CONCURRENCY": "0",
+	}))
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	require.Len(t, ce.Problems, 3)
+	require.Contains(t, ce.Error(), `CONNECTOR_MAX_JOBS_ACTIVE: expected a whole number from 1 to 10000, got "9999999999"`)
+	c, err := Load(flags(t), env(map[string]string{"CONNECTOR_MAX_JOBS_ACTIVE": "10000"}))
+	require.NoError(t, err)
+	require.Equal(t, 10000, c.MaxJobsActive)
+}
+
+// A YAML list where a comma-separated string belongs is refused, not read
+// as an empty setting.
+func TestFileListIsRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("OAUTH_ALLOWED_HOSTS:\n  - login.example.com\n  - idp.example.com\n"), 0o600))
+	_, err := Load(flags(t, "--config", file), env(nil))
+	require.ErrorContains(t, err, "--config: OAUTH_ALLOWED_HOSTS: expected a single value (a list as one comma-separated string), got a YAML list or map")
+
+	require.NoError(t, os.WriteFile(file, []byte("OAUTH_ALLOWED_HOSTS: login.example.com,idp.example.com\n"), 0o600))
+	c, err := Load(flags(t, "--config", file), env(nil))
+	require.NoError(t, err)
+	require.Equal(t, []string{"login.example.com", "idp.example.com"}, c.OAuthAllowedHosts)
+}
+
 func TestUnknownFileKeyIsReported(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	require.NoError(t, os.WriteFile(file, []byte("ZEEBE_ADRESS: x:1\n"), 0o600))
