@@ -31,6 +31,9 @@ const (
 	ExitOK     = 0
 	ExitFailed = 1
 	ExitUsage  = 2 // bad configuration or arguments
+
+	// helped is load's answer to -h/--help: nothing more to do, exit 0.
+	helped = -1
 )
 
 // Env is the process environment, injectable for tests.
@@ -69,7 +72,7 @@ func Main(args []string, env Env) int {
 	case "config":
 		cfg, code := load(args, env)
 		if code != ExitOK {
-			return code
+			return exitCode(code)
 		}
 		fmt.Fprint(env.Stdout, cfg.Print())
 		return ExitOK
@@ -88,11 +91,26 @@ func Main(args []string, env Env) int {
 	return ExitUsage
 }
 
+func exitCode(loaded int) int {
+	if loaded == helped {
+		return ExitOK
+	}
+	return loaded
+}
+
 func load(args []string, env Env) (config.Config, int) {
 	fs := pflag.NewFlagSet("o365-mail-connector", pflag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	config.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stdout, usage+"\nFlags:\n")
+		fs.SetOutput(env.Stdout)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return config.Config{}, helped
+		}
 		fmt.Fprintln(env.Stderr, err)
 		return config.Config{}, ExitUsage
 	}
@@ -126,7 +144,7 @@ func signalContext(env Env) (context.Context, context.CancelFunc) {
 func run(args []string, env Env) int {
 	cfg, code := load(args, env)
 	if code != ExitOK {
-		return code
+		return exitCode(code)
 	}
 	rt, err := app.Build(cfg, app.Options{LogOutput: env.Stderr, LookupEnv: env.LookupEnv})
 	if err != nil {

@@ -166,3 +166,14 @@ func TestRunReachesReadyAndStopsCleanly(t *testing.T) {
 		t.Fatal("run did not return after cancellation")
 	}
 }
+
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"run", "--help"}, {"config", "-h"}, {"help"}} {
+		code, stdout, stderr := runCLI(t, nil, "", args...)
+		require.Equal(t, ExitOK, code, "%v: %s", args, stderr)
+		require.Contains(t, stdout, "Usage:", args)
+		if args[0] != "help" {
+			require.Contains(t, stdout, "--zeebe-address", "%v lists the flags", args)
+		}
+	}
+}
