@@ -28,6 +28,9 @@ type property struct {
 	Choices     []choice        `json:"choices"`
 	Constraints struct {
 		NotEmpty bool `json:"notEmpty"`
+		Pattern  struct {
+			Value string `json:"value"`
+		} `json:"pattern"`
 	} `json:"constraints"`
 	Condition *condition `json:"condition"`
 	Binding   struct {
