@@ -86,6 +86,13 @@ else
   pass=$((pass + 1)); echo "ok   all-secrets-dir-wins"
 fi
 
+# Numbers in a values file arrive as floats: a million must not render as 1e+06.
+run template-numbers "$helm" template ci "$chart" --kube-version "$kube" -f "$here/ci-values-numbers.yaml"
+cp "$out/template-numbers.log" "$out/numbers.yaml"
+contains numbers-whole "$out/numbers.yaml" 'value: "4000000"'
+contains numbers-small "$out/numbers.yaml" 'value: "64"'
+contains numbers-fraction "$out/numbers.yaml" 'value: "0.5"'
+
 run_refused refuse-short-grace "must be larger than CONNECTOR_SHUTDOWN_GRACE" \
   "$helm" template ci "$chart" --kube-version "$kube" --set terminationGracePeriodSeconds=30
 run_refused refuse-secretsdir-without-secret "secretsDir.secretName is required" \
