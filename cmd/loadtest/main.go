@@ -4,8 +4,9 @@
 //
 //	go run ./cmd/loadtest [-quick] [-only a1,b] [-cpuprofile cpu.pprof]
 //
-// `loadtest baseline` is the baseline worker itself; the command starts it as
-// a child process.
+// The baseline is cmd/loadtest-baseline, built like the connector (static,
+// -trimpath) and started as a child process, so that its figures carry
+// nothing of this command or the simulators.
 package main
 
 import (
@@ -29,17 +30,6 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "baseline" {
-		cfg, err := loadtest.BaselineFromEnv(os.Getenv)
-		if err == nil {
-			err = loadtest.RunBaseline(cfg)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "baseline:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	if len(os.Args) > 1 && os.Args[1] == "connector-profiled" {
 		os.Exit(connectorProfiled(os.Getenv("LOADTEST_CPUPROFILE")))
 	}
@@ -107,25 +97,30 @@ func run() error {
 	defer stop()
 	start := time.Now()
 
+	dir, err := os.MkdirTemp("", "loadtest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	connector := *bin
 	if connector == "" {
-		dir, err := os.MkdirTemp("", "loadtest-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
 		connector = filepath.Join(dir, "o365-mail-connector")
 		fmt.Fprintln(os.Stderr, "building the connector…")
-		if err := build(connector); err != nil {
+		if err := build(connector, "./cmd/o365-mail-connector"); err != nil {
 			return err
 		}
+	}
+	baseline := filepath.Join(dir, "loadtest-baseline")
+	fmt.Fprintln(os.Stderr, "building the baseline…")
+	if err := build(baseline, "./cmd/loadtest-baseline"); err != nil {
+		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	r := &loadtest.Runner{
-		ConnectorBin: connector, BaselineCmd: []string{self, "baseline"},
+		ConnectorBin: connector, BaselineCmd: []string{baseline},
 		LogLevel: *logLevel, PollInterval: *poll, IdleSettle: *settle, Progress: os.Stderr,
 		SimProfileDir: *simProfile,
 		ConnectorEnv:  connEnv,
@@ -173,7 +168,7 @@ func run() error {
 		loadtest.Runs(&out, all)
 	}
 	fmt.Fprintln(&out, "\nTargets:")
-	checks := loadtest.Checks(res)
+	checks := loadtest.Checks(res, all)
 	loadtest.WriteChecks(&out, checks)
 	fmt.Fprintln(&out)
 	fmt.Fprintln(&out, loadtest.Notes)
@@ -226,14 +221,15 @@ func contains(list, name string) bool {
 	return false
 }
 
-// build compiles the connector as `make build` would, from the module root.
-func build(out string) error {
+// build compiles a command as `make build` compiles the connector, from the
+// module root.
+func build(out, pkg string) error {
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/o365-mail-connector")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -9,10 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // GoStats are a worker's cumulative Go runtime counters, read from its
@@ -79,18 +75,4 @@ func ScrapeGoStats(ctx context.Context, addr string) (GoStats, error) {
 		return s, fmt.Errorf("/metrics lacks go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
 	}
 	return s, nil
-}
-
-// serveGoStats exposes the baseline's Go runtime counters the way the
-// connector's management server does.
-func serveGoStats(addr string) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector())
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
 }

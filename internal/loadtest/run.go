@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/o365-mail-connector/o365-mail-connector/internal/loadtest/bareworker"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/sim/zeebesim"
 )
 
@@ -142,7 +143,8 @@ func (r *Runner) logf(format string, args ...any) {
 // where it serves its Prometheus metrics.
 func (r *Runner) command(kind Kind, sc Scenario, s *Sims, token, metricsAddr string) (string, []string, []string) {
 	if kind != Connector {
-		cfg := BaselineConfig{
+		cfg := bareworker.Config{
+			JobType:      JobType,
 			ZeebeAddress: s.Zeebe.Addr(), GraphURL: s.GraphURL(), Token: token, WorkerName: "loadtest-baseline",
 			MaxJobsActive: sc.MaxJobsActive, Concurrency: sc.Concurrency, PollInterval: r.PollInterval, JobTimeout: 5 * time.Minute,
 			MetricsAddr: metricsAddr,

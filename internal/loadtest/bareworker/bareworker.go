@@ -1,10 +1,16 @@
-package loadtest
+// Package bareworker is the load test's baseline: a bare zbc JobWorker that
+// makes one plain net/http request per job. It is its own package and binary
+// (cmd/loadtest-baseline), built like the connector, so that its memory and
+// CPU figures carry nothing of the load command, the simulators or the
+// connector.
+package bareworker
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/signal"
@@ -17,17 +23,21 @@ import (
 	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/worker"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
 )
 
-// FetchVariables are the connector's fetched variables; the baseline asks
+// FetchVariables are the connector's fetched variables; the bare worker asks
 // for the same so that both move the same bytes.
 var FetchVariables = job.Variables
 
-// BaselineConfig is the bare worker's setup, passed through the environment
-// of the `baseline` subcommand.
-type BaselineConfig struct {
+// Config is the bare worker's setup, passed through the environment of its
+// process.
+type Config struct {
+	JobType       string
 	ZeebeAddress  string
 	GraphURL      string
 	Token         string
@@ -44,9 +54,10 @@ type BaselineConfig struct {
 	MailboxConcurrency int
 }
 
-// Env renders c as the environment of a baseline child process.
-func (c BaselineConfig) Env() []string {
+// Env renders c as the environment of a bare worker process.
+func (c Config) Env() []string {
 	return []string{
+		"BASELINE_JOB_TYPE=" + c.JobType,
 		"ZEEBE_ADDRESS=" + c.ZeebeAddress,
 		"ZEEBE_INSECURE_CONNECTION=true",
 		"BASELINE_GRAPH_URL=" + c.GraphURL,
@@ -61,9 +72,10 @@ func (c BaselineConfig) Env() []string {
 	}
 }
 
-// BaselineFromEnv reads what Env wrote.
-func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
-	c := BaselineConfig{
+// FromEnv reads what Env wrote.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		JobType:      getenv("BASELINE_JOB_TYPE"),
 		ZeebeAddress: getenv("ZEEBE_ADDRESS"),
 		GraphURL:     getenv("BASELINE_GRAPH_URL"),
 		Token:        getenv("BASELINE_TOKEN"),
@@ -88,18 +100,18 @@ func BaselineFromEnv(getenv func(string) string) (BaselineConfig, error) {
 	if c.JobTimeout, err = time.ParseDuration(getenv("BASELINE_JOB_TIMEOUT")); err != nil {
 		return c, fmt.Errorf("BASELINE_JOB_TIMEOUT: %w", err)
 	}
-	if c.ZeebeAddress == "" || c.GraphURL == "" || c.Token == "" {
-		return c, fmt.Errorf("ZEEBE_ADDRESS, BASELINE_GRAPH_URL and BASELINE_TOKEN are required")
+	if c.JobType == "" || c.ZeebeAddress == "" || c.GraphURL == "" || c.Token == "" {
+		return c, fmt.Errorf("BASELINE_JOB_TYPE, ZEEBE_ADDRESS, BASELINE_GRAPH_URL and BASELINE_TOKEN are required")
 	}
 	return c, nil
 }
 
-// RunBaseline is the `baseline` subcommand: the least a Zeebe worker for
-// this job type can do. A zbc JobWorker whose handler makes one plain GET to
+// Run is the bare worker: the least a Zeebe worker for this job type can
+// do. A zbc JobWorker whose handler makes one plain GET to
 // the job's mailbox and completes the job whatever Graph answered (with
 // MailboxConcurrency, after waiting for one of the mailbox's slots). It runs
 // until SIGTERM or SIGINT.
-func RunBaseline(c BaselineConfig) error {
+func Run(c Config) error {
 	client, err := zbc.NewClient(&zbc.ClientConfig{GatewayAddress: c.ZeebeAddress, UsePlaintextConnection: true})
 	if err != nil {
 		return err
@@ -144,7 +156,7 @@ func RunBaseline(c BaselineConfig) error {
 		release()
 		_, _ = jc.NewCompleteJobCommand().JobKey(j.GetKey()).Send(ctx)
 	}
-	w := client.NewJobWorker().JobType(JobType).Handler(handler).
+	w := client.NewJobWorker().JobType(c.JobType).Handler(handler).
 		Name(c.WorkerName).
 		MaxJobsActive(c.MaxJobsActive).
 		Concurrency(c.Concurrency).
@@ -197,4 +209,18 @@ func (s *mailboxSlots) acquire(mailbox string) (release func()) {
 	s.mu.Unlock()
 	sem <- struct{}{}
 	return func() { <-sem }
+}
+
+// serveGoStats exposes the bare worker's Go runtime counters the way the
+// connector's management server does.
+func serveGoStats(addr string) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }
