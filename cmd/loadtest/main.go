@@ -78,6 +78,7 @@ func run() error {
 	logLevel := flag.String("log-level", "info", "the connector's LOG_LEVEL (info is its default)")
 	poll := flag.Duration("poll-interval", 100*time.Millisecond, "poll interval of both workers")
 	settle := flag.Duration("idle-settle", time.Second, "how long an idle worker runs before its RSS is read")
+	afterLoad := flag.Duration("idle-after-load", 4*time.Second, "how long after its last job a worker's RSS is read again (0 = not measured)")
 	profile := flag.Bool("profile", true, "after the table, run one scenario's connector in-process under the CPU profiler and print the top entries")
 	cpuprofile := flag.String("cpuprofile", "", "keep the CPU profile in this file (default: a temporary file)")
 	childProfile := flag.String("child-profile-dir", "", "run the connector as this binary's connector-profiled subcommand and write its CPU profile for each measured run into this directory (diagnosis only: the measured figures are then not the release binary's)")
@@ -121,7 +122,7 @@ func run() error {
 	}
 	r := &loadtest.Runner{
 		ConnectorBin: connector, BaselineCmd: []string{baseline},
-		LogLevel: *logLevel, PollInterval: *poll, IdleSettle: *settle, Progress: os.Stderr,
+		LogLevel: *logLevel, PollInterval: *poll, IdleSettle: *settle, IdleAfterLoad: *afterLoad, Progress: os.Stderr,
 		SimProfileDir: *simProfile,
 		ConnectorEnv:  connEnv,
 	}

@@ -10,6 +10,13 @@
 // GOGC=100 to reach the floor by itself, or when cycles are far apart (an
 // idle worker), GOGC is 100 again. Memory stays bounded by the floor, and an
 // operator who sets GOGC keeps full control: the tuner does not start.
+//
+// A worker that goes quiet after a burst allocates too little to reach the
+// raised goal, so no collection comes to lower it, and the heap grown to the
+// floor stays resident for minutes (until Go's forced two-minute collection
+// and its gradual scavenging). Once allocation has stayed quiet for a while
+// after a busy period, the tuner lowers GOGC and returns free memory to the
+// operating system at once.
 package gctune
 
 import (
@@ -30,6 +37,13 @@ type Config struct {
 	BusyGap time.Duration
 	// MaxPercent bounds GOGC (default 2000).
 	MaxPercent int
+	// QuietRate: allocating less than this many bytes per second is quiet
+	// (default 1 MiB/s, about 50 jobs/s); more is busy.
+	QuietRate uint64
+	// IdleRelease is how long quiet must last after busy before memory goes
+	// back to the operating system (default 2 s); Tick is how often
+	// allocation is sampled (default 1 s).
+	IdleRelease, Tick time.Duration
 }
 
 // BasePercent is Go's default GOGC, used outside busy periods.
@@ -45,6 +59,34 @@ type Tuner struct {
 	percent int
 	samples []metrics.Sample
 	cycles  int
+
+	done     chan struct{}
+	idle     idleState
+	releases int
+}
+
+// idleState follows allocation between ticks.
+type idleState struct {
+	busy  bool          // a busy tick since the last release
+	quiet time.Duration // quiet time since the last busy tick
+}
+
+// step records one tick of allocated bytes over dt and reports whether to
+// release memory now: the first time quiet has lasted release after busy.
+func (s *idleState) step(allocated uint64, dt time.Duration, quietRate uint64, release time.Duration) bool {
+	if dt <= 0 {
+		return false
+	}
+	if float64(allocated) >= float64(quietRate)*dt.Seconds() {
+		s.busy, s.quiet = true, 0
+		return false
+	}
+	s.quiet += dt
+	if s.busy && s.quiet >= release {
+		s.busy = false
+		return true
+	}
+	return false
 }
 
 // sentinel is what the tuner watches for collection: it is unreachable as
@@ -70,13 +112,63 @@ func Start(cfg Config, lookupEnv func(string) (string, bool)) *Tuner {
 	if cfg.MaxPercent <= 0 {
 		cfg.MaxPercent = 2000
 	}
-	t := &Tuner{cfg: cfg, percent: BasePercent, samples: []metrics.Sample{
+	if cfg.QuietRate == 0 {
+		cfg.QuietRate = 1 << 20
+	}
+	if cfg.IdleRelease <= 0 {
+		cfg.IdleRelease = 2 * time.Second
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	t := &Tuner{cfg: cfg, percent: BasePercent, done: make(chan struct{}), samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/stack:bytes"},
 		{Name: "/gc/scan/globals:bytes"},
 	}}
 	t.arm()
+	go t.watchIdle()
 	return t
+}
+
+// watchIdle samples allocation every Tick and releases memory when a busy
+// period has given way to quiet.
+func (t *Tuner) watchIdle() {
+	allocs := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(allocs)
+	last, lastAt := value(allocs[0]), time.Now()
+	tick := time.NewTicker(t.cfg.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case now := <-tick.C:
+			metrics.Read(allocs)
+			cur := value(allocs[0])
+			t.mu.Lock()
+			release := !t.stopped && t.idle.step(cur-last, now.Sub(lastAt), t.cfg.QuietRate, t.cfg.IdleRelease)
+			if release {
+				// The release's own collection must not count as the
+				// second of two close cycles, which would raise GOGC again.
+				t.lastGC = time.Time{}
+				if t.percent != BasePercent {
+					t.percent = BasePercent
+					debug.SetGCPercent(BasePercent)
+				}
+			}
+			t.mu.Unlock()
+			if release {
+				// One collection and a scavenge of the free heap: a few
+				// milliseconds, once per burst.
+				debug.FreeOSMemory()
+				t.mu.Lock()
+				t.releases++
+				t.mu.Unlock()
+			}
+			last, lastAt = cur, now
+		}
+	}
 }
 
 func (t *Tuner) arm() {
@@ -142,6 +234,7 @@ func (t *Tuner) Stop() {
 	defer t.mu.Unlock()
 	if !t.stopped {
 		t.stopped = true
+		close(t.done)
 		debug.SetGCPercent(BasePercent)
 	}
 }

@@ -115,3 +115,77 @@ func (t *Tuner) cycleCount() int {
 	defer t.mu.Unlock()
 	return t.cycles
 }
+
+func TestIdleStep(t *testing.T) {
+	const quiet, release = 1 << 20, 2 * time.Second
+	var s idleState
+	steps := []struct {
+		allocated uint64
+		want      bool
+	}{
+		{0, false},         // quiet from the start: nothing to give back
+		{0, false},         //
+		{0, false},         //
+		{64 << 20, false},  // busy
+		{512 << 10, false}, // quiet for 1 s
+		{8 << 20, false},   // busy again: quiet starts over
+		{100, false},       // 1 s
+		{100, true},        // 2 s after busy: release
+		{100, false},       // still quiet: once per burst
+		{100, false},
+		{2 << 20, false}, // busy
+		{0, false},
+		{0, true},
+	}
+	for i, st := range steps {
+		if got := s.step(st.allocated, time.Second, quiet, release); got != st.want {
+			t.Fatalf("step %d (%d bytes): release %v, want %v", i, st.allocated, got, st.want)
+		}
+	}
+	if s.step(1<<30, 0, quiet, release) {
+		t.Fatal("no time passed")
+	}
+}
+
+// After a burst under a raised GOGC, quiet brings GOGC back to Go's default
+// and the free heap back to the operating system, once.
+func TestMemoryGoesBackAfterABurst(t *testing.T) {
+	tu := Start(Config{Floor: 64 << 20, BusyGap: time.Minute, Tick: 20 * time.Millisecond, IdleRelease: 100 * time.Millisecond},
+		func(string) (string, bool) { return "", false })
+	defer tu.Stop()
+	runtime.GC()
+	runtime.GC()
+	deadline := time.Now().Add(10 * time.Second)
+	for tu.Percent() == BasePercent && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if tu.Percent() == BasePercent {
+		t.Fatal("GOGC not raised")
+	}
+	churn(256 << 20)
+	for tu.releaseCount() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tu.releaseCount() != 1 {
+		t.Fatalf("%d releases after the burst", tu.releaseCount())
+	}
+	free := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(free)
+	if gogc() != BasePercent || tu.Percent() != BasePercent {
+		t.Fatalf("GOGC %d (tuner %d) after the release", gogc(), tu.Percent())
+	}
+	if f := free[0].Value.Uint64(); f > 8<<20 {
+		t.Fatalf("%d MiB of free heap kept from the operating system", f>>20)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := tu.releaseCount(); n != 1 {
+		t.Fatalf("%d releases while quiet, want 1", n)
+	}
+}
+
+func (t *Tuner) releaseCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.releases
+}

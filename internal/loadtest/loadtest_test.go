@@ -77,6 +77,7 @@ func TestChecksJudgeEveryRun(t *testing.T) {
 			RSSIdle: 20 << 20, RSSPeak: peak << 20, TokenRequests: tokens, Throttled429: throttled}
 	}
 	runs := []Result{run(360, 95, 1, 0, 0), run(450, 150, 2, 37, 5), run(370, 97, 1, 0, 0)}
+	runs[0].RSSAfterLoad = 43 << 20
 	median := Median(runs, Connector)
 	require.Equal(t, 370.0, median.JobsPerSec, "the breaching run is not the median")
 	require.Empty(t, Missed(Checks([]Result{median}, nil)), "the median alone looks fine")
@@ -87,6 +88,9 @@ func TestChecksJudgeEveryRun(t *testing.T) {
 	require.Contains(t, missed[1], "one token request for one credential set (got 2 (worst of 3 runs))")
 	require.Contains(t, missed[2], "zero 429s with the per-mailbox limit on (got 37 (worst of 3 runs))")
 	require.Contains(t, missed[3], "every job completed at the first attempt (got 5 failed jobs, 1 runs with jobs left (worst of 3 runs))")
+	var buf bytes.Buffer
+	WriteChecks(&buf, Checks([]Result{median}, runs))
+	require.Contains(t, buf.String(), "- c: RSS idle after load: 43.0 MiB (worst of 3 runs) — shown, not a target")
 }
 
 // The limited baseline runs only where the limit holds the connector below

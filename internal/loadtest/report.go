@@ -79,8 +79,8 @@ func ratio(results []Result, r Result) string {
 
 // Table writes the results as a Markdown table.
 func Table(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | allocated / job | GCs / 1k jobs | RSS idle | RSS peak | token requests | 429s | simulators' CPU s / 1k jobs |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| scenario | worker | jobs | jobs/s | ratio | p50 | p99 | overhead/job | CPU s / 1k jobs | allocated / job | GCs / 1k jobs | RSS idle | RSS idle after load | RSS peak | token requests | 429s | simulators' CPU s / 1k jobs |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
 		lat := ""
 		if !r.ExactActivation {
@@ -90,11 +90,15 @@ func Table(w io.Writer, results []Result) {
 		if r.Completed > 0 {
 			simPer1000 = r.SimCPU.Seconds() * 1000 / float64(r.Completed)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %.1f | %s | %s | %d | %d | %.3f |\n",
+		after := "—"
+		if r.RSSAfterLoad > 0 {
+			after = mib(r.RSSAfterLoad)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %.1f | %s | %s | %s | %d | %d | %.3f |\n",
 			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, ratio(results, r),
 			ms(r.P50), lat, ms(r.P99), lat, ms(r.Overhead), r.CPUPer1000.Seconds(),
 			kib(r.AllocPerJob), r.GCsPer1000,
-			mib(r.RSSIdle), mib(r.RSSPeak), r.TokenRequests, r.Throttled429, simPer1000)
+			mib(r.RSSIdle), after, mib(r.RSSPeak), r.TokenRequests, r.Throttled429, simPer1000)
 	}
 	for _, r := range results {
 		if !r.ExactActivation {
@@ -104,11 +108,13 @@ func Table(w io.Writer, results []Result) {
 	}
 }
 
-// Check is one target and whether it was met.
+// Check is one target and whether it was met. An Info check is a figure
+// shown beside the targets that the issue does not set.
 type Check struct {
 	Target string
 	Got    string
 	Met    bool
+	Info   bool
 }
 
 // Checks evaluates the issue's targets: throughput on the median results,
@@ -137,27 +143,32 @@ func Checks(results, runs []Result) []Check {
 					got = fmt.Sprintf("%.2f (%.0f vs %.0f jobs/s; %.2f × the limited baseline's %.0f)",
 						q, r.JobsPerSec, b.JobsPerSec, r.JobsPerSec/l.JobsPerSec, l.JobsPerSec)
 				}
-				out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × baseline", sc.Name, TargetVsBaseline), got, q >= TargetVsBaseline})
+				out = append(out, target(fmt.Sprintf("%s: throughput ≥ %.2f × baseline", sc.Name, TargetVsBaseline), got, q >= TargetVsBaseline))
 			}
 		}
 		if sc.Name == "b" {
 			q := r.JobsPerSec / sc.LittleLimit()
-			out = append(out, Check{fmt.Sprintf("%s: throughput ≥ %.2f × Little limit %.0f/s", sc.Name, TargetVsLittle, sc.LittleLimit()),
-				fmt.Sprintf("%.2f (%.0f jobs/s)", q, r.JobsPerSec), q >= TargetVsLittle})
+			out = append(out, target(fmt.Sprintf("%s: throughput ≥ %.2f × Little limit %.0f/s", sc.Name, TargetVsLittle, sc.LittleLimit()),
+				fmt.Sprintf("%.2f (%.0f jobs/s)", q, r.JobsPerSec), q >= TargetVsLittle))
 		}
 		of := fmt.Sprintf(" (worst of %d runs)", w.runs)
 		if w.runs == 1 {
 			of = ""
 		}
-		out = append(out, Check{fmt.Sprintf("%s: RSS idle ≤ 25 MiB", sc.Name), mib(w.rssIdle) + of, w.rssIdle <= TargetIdleRSS})
-		if sc.Concurrency >= 1000 {
-			out = append(out, Check{fmt.Sprintf("%s: RSS peak ≤ 120 MiB with %d jobs in flight", sc.Name, sc.Concurrency), mib(w.rssPeak) + of, w.rssPeak <= TargetPeakRSS})
+		out = append(out, target(fmt.Sprintf("%s: RSS idle ≤ 25 MiB", sc.Name), mib(w.rssIdle)+of, w.rssIdle <= TargetIdleRSS))
+		if w.rssAfterLoad > 0 {
+			// The issue's idle figure is the idle process; after a burst
+			// the memory of its concurrency takes a few seconds to go.
+			out = append(out, Check{Target: fmt.Sprintf("%s: RSS idle after load", sc.Name), Got: mib(w.rssAfterLoad) + of, Info: true})
 		}
-		out = append(out, Check{fmt.Sprintf("%s: one token request for one credential set", sc.Name), w.tokens + of, w.tokensOK})
-		out = append(out, Check{fmt.Sprintf("%s: zero 429s with the per-mailbox limit on", sc.Name), fmt.Sprint(w.throttled) + of, w.throttled == 0})
+		if sc.Concurrency >= 1000 {
+			out = append(out, target(fmt.Sprintf("%s: RSS peak ≤ 120 MiB with %d jobs in flight", sc.Name, sc.Concurrency), mib(w.rssPeak)+of, w.rssPeak <= TargetPeakRSS))
+		}
+		out = append(out, target(fmt.Sprintf("%s: one token request for one credential set", sc.Name), w.tokens+of, w.tokensOK))
+		out = append(out, target(fmt.Sprintf("%s: zero 429s with the per-mailbox limit on", sc.Name), fmt.Sprint(w.throttled)+of, w.throttled == 0))
 		if w.failed > 0 || w.incomplete > 0 {
-			out = append(out, Check{fmt.Sprintf("%s: every job completed at the first attempt", sc.Name),
-				fmt.Sprintf("%d failed jobs, %d runs with jobs left", w.failed, w.incomplete) + of, false})
+			out = append(out, target(fmt.Sprintf("%s: every job completed at the first attempt", sc.Name),
+				fmt.Sprintf("%d failed jobs, %d runs with jobs left", w.failed, w.incomplete)+of, false))
 		}
 	}
 	return out
@@ -167,6 +178,7 @@ func Checks(results, runs []Result) []Check {
 type worst struct {
 	runs             int
 	rssIdle, rssPeak int64
+	rssAfterLoad     int64
 	tokens           string // the token request counts that were not 1, or "1"
 	tokensOK         bool
 	throttled        int // 429s over all runs
@@ -184,6 +196,7 @@ func worstOf(runs []Result, scenario string) worst {
 		w.runs++
 		w.rssIdle = max(w.rssIdle, r.RSSIdle)
 		w.rssPeak = max(w.rssPeak, r.RSSPeak)
+		w.rssAfterLoad = max(w.rssAfterLoad, r.RSSAfterLoad)
 		if r.TokenRequests != 1 {
 			w.tokensOK = false
 			bad = append(bad, fmt.Sprint(r.TokenRequests))
@@ -200,11 +213,16 @@ func worstOf(runs []Result, scenario string) worst {
 	return w
 }
 
+func target(name, got string, met bool) Check { return Check{Target: name, Got: got, Met: met} }
+
 // WriteChecks lists the targets.
 func WriteChecks(w io.Writer, checks []Check) {
 	for _, c := range checks {
 		mark := "met"
-		if !c.Met {
+		switch {
+		case c.Info:
+			mark = "shown, not a target"
+		case !c.Met:
 			mark = "MISSED"
 		}
 		fmt.Fprintf(w, "- %s: %s — %s\n", c.Target, c.Got, mark)
@@ -215,7 +233,7 @@ func WriteChecks(w io.Writer, checks []Check) {
 func Missed(checks []Check) []string {
 	var out []string
 	for _, c := range checks {
-		if !c.Met {
+		if !c.Met && !c.Info {
 			out = append(out, c.Target+" (got "+c.Got+")")
 		}
 	}
@@ -232,8 +250,9 @@ utime+stime of the worker process from its first poll to the last completion;
 allocated/job and GCs/1k jobs come from the worker's Go runtime counters
 (go_memstats_alloc_bytes_total, go_gc_duration_seconds_count on its /metrics)
 over the same window and, unlike CPU time, do not vary with the machine's
-load; RSS idle = VmRSS after the worker has polled an empty job type for a while,
-RSS peak = VmHWM; the last column is the load generator's own CPU (Zeebe,
+load; RSS idle = VmRSS of a freshly started worker after it has polled an
+empty job type for a while; RSS idle after load = VmRSS of the loaded worker a
+few seconds after its last job; RSS peak = VmHWM; the last column is the load generator's own CPU (Zeebe,
 Graph and identity simulators) over the same window, which shares the
 machine with the worker. Both workers run as child processes against the same
 in-process simulators. The baseline is a bare zbc JobWorker (same

@@ -80,6 +80,9 @@ type Runner struct {
 	// IdleSettle is how long a worker that has started polling runs
 	// before its idle RSS is read.
 	IdleSettle time.Duration
+	// IdleAfterLoad is how long after its last job a worker's RSS is read
+	// again, as an operator sees it between bursts; 0 = not measured.
+	IdleAfterLoad time.Duration
 	// Progress receives one line per phase; nil = silent.
 	Progress io.Writer
 	// SimProfileDir, when set, receives a CPU profile of this process (the
@@ -121,9 +124,12 @@ type Result struct {
 	// AllocPerJob is the bytes the worker allocated per job and GCsPer1000
 	// its garbage collections per 1,000 jobs, from its Go runtime counters
 	// over the same window (0 when they could not be read).
-	AllocPerJob   float64
-	GCsPer1000    float64
-	RSSIdle       int64
+	AllocPerJob float64
+	GCsPer1000  float64
+	RSSIdle     int64
+	// RSSAfterLoad is VmRSS Runner.IdleAfterLoad after the last job (0 =
+	// not measured).
+	RSSAfterLoad  int64
 	RSSPeak       int64
 	TokenRequests int
 	Throttled429  int
@@ -353,6 +359,12 @@ func (r *Runner) runWithEnv(ctx context.Context, sc Scenario, kind Kind, extraEn
 	}
 	if statsErr != nil {
 		r.logf("  %s %s: no Go runtime counters: %v", sc.Name, kind, statsErr)
+	}
+	if r.IdleAfterLoad > 0 {
+		time.Sleep(r.IdleAfterLoad)
+		if res.RSSAfterLoad, _, err = p.Mem(); err != nil {
+			return res, err
+		}
 	}
 	res.TokenRequests = s.Identity.TokenRequests() - tokens0
 	res.Throttled429 = s.Graph.Stats().Throttled429

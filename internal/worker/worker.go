@@ -60,6 +60,18 @@ type Worker struct {
 	freed    chan struct{}
 	stopping atomic.Bool
 
+	// Handler goroutines start as jobs arrive, up to Concurrency, and leave
+	// after handlerIdle without work, so that a worker whose burst is over
+	// does not keep a thousand grown stacks. idle counts handlers waiting
+	// for a job, pending jobs queued and not yet taken.
+	handlerCtx  context.Context
+	handlerIdle time.Duration // handlerIdleDefault; shorter in tests
+	senderIdle  time.Duration // senderIdleDefault
+	handlers    sync.WaitGroup
+	live        atomic.Int32
+	idle        atomic.Int32
+	pending     atomic.Int32
+
 	// late holds jobs that arrived after shutdown began while the queue was
 	// full; Run hands them back once the sources have ended.
 	lateMu sync.Mutex
@@ -99,6 +111,8 @@ func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.M
 		// is their back-pressure.
 		queue:       make(chan entities.Job, cfg.MaxJobsActive),
 		freed:       make(chan struct{}, 1),
+		handlerIdle: handlerIdleDefault,
+		senderIdle:  senderIdleDefault,
 		sends:       make(chan func()),
 		sendersStop: make(chan struct{}),
 	}
@@ -116,6 +130,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cutPoll()
 	handlerCtx, abortHandlers := context.WithCancel(context.Background())
 	defer abortHandlers()
+	w.handlerCtx = handlerCtx
 
 	var sources sync.WaitGroup
 	sources.Add(1)
@@ -123,27 +138,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.StreamEnabled {
 		sources.Add(1)
 		go func() { defer sources.Done(); w.stream(ctx) }()
-	}
-
-	// Handlers free their slot as soon as the outcome is known; the job
-	// command goes out from its own goroutine (at most MaxJobsActive of
-	// them, since the job stays counted as active until the gateway has
-	// answered). A CompleteJob round trip under load takes milliseconds that
-	// would otherwise idle a handler slot.
-	var workers sync.WaitGroup
-	for i := 0; i < w.cfg.Concurrency; i++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for j := range w.queue {
-				if w.stopping.Load() {
-					w.handBack(j)
-					w.release()
-					continue
-				}
-				w.dispatch(w.run(handlerCtx, j))
-			}
-		}()
 	}
 
 	<-ctx.Done()
@@ -179,6 +173,7 @@ drain:
 	for {
 		select {
 		case j := <-w.queue:
+			w.pending.Add(-1)
 			handBacks.Add(1)
 			go func() { defer handBacks.Done(); w.handBack(j); w.release() }()
 		default:
@@ -189,7 +184,7 @@ drain:
 
 	done := make(chan struct{})
 	go func() {
-		workers.Wait()
+		w.handlers.Wait()
 		// No dispatch can start now: idle senders may leave.
 		close(w.sendersStop)
 		handBacks.Wait()
@@ -212,9 +207,10 @@ drain:
 	return nil
 }
 
-// senderIdle is how long a sender goroutine waits for the next command
-// before it exits.
-const senderIdle = 10 * time.Second
+// senderIdleDefault is how long a sender goroutine waits for the next
+// command before it exits; like handlers, senders of a burst are gone before
+// the GC tuner hands free memory back.
+const senderIdleDefault = time.Second
 
 // dispatch hands a job's command to an idle sender, or starts one. Senders
 // outlive a command because a fresh goroutine per job pays for growing its
@@ -231,12 +227,12 @@ func (w *Worker) dispatch(send func()) {
 
 func (w *Worker) sender(send func()) {
 	defer w.senders.Done()
-	idle := time.NewTimer(senderIdle)
+	idle := time.NewTimer(w.senderIdle)
 	defer idle.Stop()
 	for {
 		send()
 		w.release()
-		idle.Reset(senderIdle)
+		idle.Reset(w.senderIdle)
 		select {
 		case send = <-w.sends:
 		case <-idle.C:
@@ -315,17 +311,93 @@ func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
 // grace period) until a handler finished.
 func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
 	w.active.Add(1)
+	w.pending.Add(1)
 	select {
 	case w.queue <- j:
+		w.ensureHandler()
 		return
 	default:
 	}
 	select {
 	case w.queue <- j:
+		w.ensureHandler()
 	case <-stop:
+		w.pending.Add(-1)
 		w.lateMu.Lock()
 		w.late = append(w.late, j)
 		w.lateMu.Unlock()
+	}
+}
+
+// handlerIdleDefault is how long a handler waits for a job before it
+// leaves: short enough that the memory of a burst is gone before the GC
+// tuner hands free memory back (2 s of quiet), far longer than the gap
+// between jobs under any load.
+const handlerIdleDefault = time.Second
+
+// ensureHandler starts a handler unless one is waiting for work or
+// Concurrency are running. Whoever queues a job calls it after queueing,
+// and a handler that leaves calls it after it stopped counting as idle, so
+// that between them a queued job always finds a handler.
+func (w *Worker) ensureHandler() {
+	if w.idle.Load() > 0 {
+		return
+	}
+	for {
+		n := w.live.Load()
+		if int(n) >= w.cfg.Concurrency {
+			return
+		}
+		if w.live.CompareAndSwap(n, n+1) {
+			w.handlers.Add(1)
+			go w.handler()
+			return
+		}
+	}
+}
+
+// handler runs queued jobs until the queue is closed or no job came for
+// w.handlerIdle. Handlers free their slot as soon as the outcome is known;
+// the job command goes out from a sender goroutine (at most MaxJobsActive
+// of them, since the job stays counted as active until the gateway has
+// answered). A CompleteJob round trip under load takes milliseconds that
+// would otherwise idle a handler slot.
+func (w *Worker) handler() {
+	defer w.handlers.Done()
+	timer := time.NewTimer(w.handlerIdle)
+	defer timer.Stop()
+	for {
+		w.idle.Add(1)
+		select {
+		case j, ok := <-w.queue:
+			w.idle.Add(-1)
+			if !ok {
+				w.live.Add(-1)
+				return
+			}
+			w.pending.Add(-1)
+			if w.stopping.Load() {
+				w.handBack(j)
+				w.release()
+			} else {
+				w.dispatch(w.run(w.handlerCtx, j))
+			}
+			timer.Reset(w.handlerIdle)
+		case <-timer.C:
+			w.leave()
+			return
+		}
+	}
+}
+
+// leave is an idle handler's exit. A job queued while it still counted as
+// idle started no handler of its own, so it checks for one after it stopped
+// counting.
+func (w *Worker) leave() {
+	w.idle.Add(-1)
+	w.live.Add(-1)
+	if w.pending.Load() > 0 {
+		w.ensureHandler()
 	}
 }
 

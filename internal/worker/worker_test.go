@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camunda/zeebe/clients/go/v8/pkg/entities"
+	"github.com/camunda/zeebe/clients/go/v8/pkg/pb"
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
@@ -287,15 +289,25 @@ func TestCommandNotRetriedWhenRefused(t *testing.T) {
 // not wait for them to idle out.
 func TestIdleSendersDoNotHoldShutdown(t *testing.T) {
 	g, c := gateway(t)
-	stop := start(t, c, testConfig(), completeWith(nil))
+	w := New(c, testConfig(), completeWith(nil), zaptest.NewLogger(t), nil)
+	w.senderIdle = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
 	keys := make([]int64, 20)
 	for i := range keys {
 		keys[i] = g.CreateJob(zeebesim.JobSpec{Type: jobType})
 	}
 	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
 	begun := time.Now()
-	stop()
-	require.Less(t, time.Since(begun), senderIdle/2, "shutdown waited for idle senders")
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(w.senderIdle / 2):
+		t.Fatal("shutdown waited for idle senders")
+	}
+	t.Logf("shutdown took %s", time.Since(begun).Round(time.Millisecond))
 }
 
 // The poller is woken only by a release that leaves room for a poll (30 %
@@ -407,4 +419,79 @@ func TestShutdownDoesNotHandBackJobsPastTheirDeadline(t *testing.T) {
 		require.Equal(t, zeebesim.StateActivated, j.State, "job %d: worker B's activation was undone", k)
 		require.Equal(t, "B", j.Worker)
 	}
+}
+
+// Handlers start with the work, never more than Concurrency at once, and
+// leave once it stops, so that the stacks of a burst do not stay.
+func TestHandlersFollowTheWork(t *testing.T) {
+	g, c := gateway(t)
+	cfg := testConfig()
+	cfg.MaxJobsActive, cfg.Concurrency = 64, 8
+	var running, most atomic.Int32
+	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+		return job.Outcome{Kind: job.Complete}
+	}, zaptest.NewLogger(t), nil)
+	w.handlerIdle = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Zero(t, w.live.Load(), "no handler before the first job")
+
+	// Bursts separated by about the idle time, so that handlers leave
+	// while jobs arrive: none may be left behind.
+	var keys []int64
+	for burst := 0; burst < 12; burst++ {
+		for i := 0; i < 1+burst%5*10; i++ {
+			keys = append(keys, g.CreateJob(zeebesim.JobSpec{Type: jobType}))
+		}
+		time.Sleep(time.Duration(30+burst%3*15) * time.Millisecond)
+	}
+	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	require.LessOrEqual(t, most.Load(), int32(cfg.Concurrency))
+	require.Greater(t, most.Load(), int32(1), "handlers ran side by side")
+	require.Eventually(t, func() bool { return w.live.Load() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"handlers left once the work stopped")
+	require.Zero(t, w.idle.Load())
+	require.Zero(t, w.pending.Load())
+
+	// And come back for the next job.
+	k := g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	await(t, g, []int64{k}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+}
+
+// The one tight spot of the handler pool: a job queued while the only
+// handler still counts as idle, and that handler then times out. The job
+// must still get a handler.
+func TestJobQueuedAsTheLastHandlerLeavesIsHandled(t *testing.T) {
+	_, c := gateway(t)
+	handled := make(chan int64, 1)
+	w := New(c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome {
+		handled <- j.Key
+		return job.Outcome{Kind: job.Fail, Retries: 1, Message: "test"}
+	}, zaptest.NewLogger(t), nil)
+	w.handlerIdle = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.handlerCtx = ctx
+	// One handler, waiting for work: the job finds it counted idle and
+	// starts none.
+	w.live.Store(1)
+	w.idle.Store(1)
+	w.enqueue(ctx.Done(), entities.Job{ActivatedJob: &pb.ActivatedJob{Key: 42, Retries: 3, Variables: "{}", CustomHeaders: "{}", Deadline: time.Now().Add(time.Minute).UnixMilli()}})
+	require.Equal(t, int32(1), w.live.Load(), "no handler started while one counted idle")
+	// Its timer fires instead of the receive.
+	w.leave()
+	select {
+	case k := <-handled:
+		require.Equal(t, int64(42), k)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job queued as the last handler left was never handled")
+	}
+	w.handlers.Wait()
 }
