@@ -105,7 +105,7 @@ func TestLimitedBaselineBesideTheVerdict(t *testing.T) {
 	res := []Result{
 		{Scenario: a1, Kind: Connector, Completed: 100, JobsPerSec: 800, RSSIdle: 20 << 20, TokenRequests: 1},
 		{Scenario: a1, Kind: Baseline, Completed: 100, JobsPerSec: 1000, RSSIdle: 20 << 20},
-		{Scenario: a1, Kind: LimitedBaseline, Completed: 100, JobsPerSec: 640, RSSIdle: 20 << 20},
+		{Scenario: a1, Kind: LimitedBaseline, Completed: 100, JobsPerSec: 640, RSSIdle: 20 << 20, ExactActivation: true},
 	}
 	checks := Checks(res, nil)
 	missed := Missed(checks)

@@ -94,15 +94,15 @@ func Table(w io.Writer, results []Result) {
 		if r.RSSAfterLoad > 0 {
 			after = mib(r.RSSAfterLoad)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s%s | %s%s | %s | %.3f | %s | %.1f | %s | %s | %s | %d | %d | %.3f |\n",
-			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, ratio(results, r),
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f%s | %s | %s%s | %s%s | %s | %.3f | %s | %.1f | %s | %s | %s | %d | %d | %.3f |\n",
+			r.Scenario.Title, r.Kind, r.Completed, r.JobsPerSec, lat, ratio(results, r),
 			ms(r.P50), lat, ms(r.P99), lat, ms(r.Overhead), r.CPUPer1000.Seconds(),
 			kib(r.AllocPerJob), r.GCsPer1000,
 			mib(r.RSSIdle), after, mib(r.RSSPeak), r.TokenRequests, r.Throttled429, simPer1000)
 	}
 	for _, r := range results {
 		if !r.ExactActivation {
-			fmt.Fprintln(w, "\n¹ measured from job creation: some job was activated more than once.")
+			fmt.Fprintln(w, "\n¹ measured from job creation (worker start-up included): some job was activated more than once.")
 			break
 		}
 	}
