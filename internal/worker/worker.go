@@ -63,7 +63,7 @@ type Worker struct {
 	// Handler goroutines start as jobs arrive, up to Concurrency, and leave
 	// after handlerIdle without work, so that a worker whose burst is over
 	// does not keep a thousand grown stacks. idle counts handlers waiting
-	// for a job, pending jobs queued and not yet taken.
+	// for a job, pending jobs queued and not yet taken by a handler.
 	handlerCtx  context.Context
 	handlerIdle time.Duration // handlerIdleDefault; shorter in tests
 	senderIdle  time.Duration // senderIdleDefault
@@ -335,12 +335,14 @@ func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
 // between jobs under any load.
 const handlerIdleDefault = time.Second
 
-// ensureHandler starts a handler unless one is waiting for work or
-// Concurrency are running. Whoever queues a job calls it after queueing,
-// and a handler that leaves calls it after it stopped counting as idle, so
-// that between them a queued job always finds a handler.
+// ensureHandler starts a handler unless the handlers waiting for work are
+// as many as the jobs waiting for a handler, or Concurrency are running.
+// Whoever queues a job calls it after queueing, and a handler that leaves
+// calls it after it stopped counting as idle, so that between them a queued
+// job always finds a handler; and a burst that meets one idle handler still
+// spreads over Concurrency of them.
 func (w *Worker) ensureHandler() {
-	if w.idle.Load() > 0 {
+	if w.idle.Load() >= w.pending.Load() {
 		return
 	}
 	for {

@@ -495,3 +495,37 @@ func TestJobQueuedAsTheLastHandlerLeavesIsHandled(t *testing.T) {
 	}
 	w.handlers.Wait()
 }
+
+// A burst that arrives while one handler lingers idle from earlier work must
+// still spread over Concurrency handlers, not queue behind that one.
+func TestBurstAfterQuietUsesEveryHandler(t *testing.T) {
+	g, c := gateway(t)
+	cfg := testConfig()
+	cfg.MaxJobsActive, cfg.Concurrency = 32, 8
+	var running, most atomic.Int32
+	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		return job.Outcome{Kind: job.Complete}
+	}, zaptest.NewLogger(t), nil)
+	w.handlerIdle = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	first := g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	await(t, g, []int64{first}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	require.Eventually(t, func() bool { return w.live.Load() == 1 && w.idle.Load() == 1 }, 5*time.Second, time.Millisecond)
+	most.Store(0)
+
+	keys := make([]int64, 32)
+	for i := range keys {
+		keys[i] = g.CreateJob(zeebesim.JobSpec{Type: jobType})
+	}
+	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
+	require.Equal(t, int32(cfg.Concurrency), most.Load(), "the burst ran on every handler")
+}
