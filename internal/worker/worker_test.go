@@ -427,20 +427,10 @@ func TestHandlersFollowTheWork(t *testing.T) {
 	g, c := gateway(t)
 	cfg := testConfig()
 	cfg.MaxJobsActive, cfg.Concurrency = 64, 8
-	var running, most atomic.Int32
-	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
-		n := running.Add(1)
-		defer running.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(2 * time.Millisecond)
-		return job.Outcome{Kind: job.Complete}
-	}, zaptest.NewLogger(t), nil)
+	h, most := countingHandler(2 * time.Millisecond)
+	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
 	w.handlerIdle = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runInBackground(t, w)
 	require.Zero(t, w.live.Load(), "no handler before the first job")
 
 	// Bursts separated by about the idle time, so that handlers leave
@@ -502,20 +492,10 @@ func TestBurstAfterQuietUsesEveryHandler(t *testing.T) {
 	g, c := gateway(t)
 	cfg := testConfig()
 	cfg.MaxJobsActive, cfg.Concurrency = 32, 8
-	var running, most atomic.Int32
-	w := New(c, cfg, func(ctx context.Context, j job.Job) job.Outcome {
-		n := running.Add(1)
-		defer running.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(20 * time.Millisecond)
-		return job.Outcome{Kind: job.Complete}
-	}, zaptest.NewLogger(t), nil)
+	h, most := countingHandler(20 * time.Millisecond)
+	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
 	w.handlerIdle = time.Minute
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runInBackground(t, w)
 
 	first := g.CreateJob(zeebesim.JobSpec{Type: jobType})
 	await(t, g, []int64{first}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
@@ -528,4 +508,26 @@ func TestBurstAfterQuietUsesEveryHandler(t *testing.T) {
 	}
 	await(t, g, keys, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
 	require.Equal(t, int32(cfg.Concurrency), most.Load(), "the burst ran on every handler")
+}
+
+// countingHandler completes each job after pause and records the most jobs
+// it ran at once.
+func countingHandler(pause time.Duration) (Handler, *atomic.Int32) {
+	var running, most atomic.Int32
+	return func(ctx context.Context, j job.Job) job.Outcome {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(pause)
+		return job.Outcome{Kind: job.Complete}
+	}, &most
+}
+
+// runInBackground runs w until the test ends.
+func runInBackground(t *testing.T, w *Worker) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
