@@ -19,6 +19,8 @@ import (
 // back after a minute would wait up to two more for its first job; capping it
 // at 1 s brings reconnection within about 2 s (zeebe-client-notes.md).
 func NewClient(c config.Config) (zbc.Client, error) {
+	// app.Run aligns the environment first to log what changed; here it
+	// keeps any other caller right, and a second pass changes nothing.
 	if _, err := AlignClientEnv(c, OSEnv{}); err != nil {
 		return nil, err
 	}
