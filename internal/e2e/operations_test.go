@@ -19,6 +19,10 @@ import (
 
 const alice, bob = "alice@contoso.example", "bob@contoso.example"
 
+// noDuplicate is README's error expression that turns a send that may have
+// gone out into an incident.
+const noDuplicate = `=if contains(error.message, "may have been sent") then jobError(error.code + ": " + error.message, {}, 0) else null`
+
 func op(typ, user string, extra map[string]any) map[string]any {
 	m := map[string]any{"type": typ, "userId": user}
 	for k, v := range extra {
@@ -121,6 +125,11 @@ func TestGraphFailuresBecomeTheContractsErrors(t *testing.T) {
 			want: want{"504", 2, "may have been sent", 1}, path: "/sendMail"},
 		{name: "sendMail timeout is not retried", vars: send(bob), fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Latency: 2 * time.Second, Apply: true},
 			want: want{"408", 2, "may have been sent", 1}, path: "/sendMail"},
+		// README's expression for a process where a duplicate is worse than
+		// a missing mail: the job stops in an incident instead of retrying.
+		{name: "sendMail 504 with the no-duplicate expression", vars: send(bob), fault: &graphsim.Fault{Method: "POST", Path: `/sendMail$`, Status: 504, Code: "GatewayTimeout", Message: "timeout", Apply: true},
+			headers: map[string]string{"errorExpression": noDuplicate},
+			want:    want{"504", 0, "may have been sent", 1}, path: "/sendMail"},
 		{name: "oversized response", vars: listInbox(alice), fault: &graphsim.Fault{Method: "GET", Path: `/messages$`, OversizeBytes: 200 << 10},
 			want: want{"RESPONSE_TOO_LARGE", 0, "65536", 1}, path: "/messages"},
 		// The body is checked where it is read: here by the result variable.
