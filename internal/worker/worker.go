@@ -62,15 +62,15 @@ type Worker struct {
 
 	// Handler goroutines start as jobs arrive, up to Concurrency, and leave
 	// after handlerIdle without work, so that a worker whose burst is over
-	// does not keep a thousand grown stacks. idle counts handlers waiting
-	// for a job, pending jobs queued and not yet taken by a handler.
+	// does not keep a thousand grown stacks. deficit is the jobs queued and
+	// not yet taken minus the handlers waiting for one: one counter, so that
+	// each decision to start a handler reads one consistent value.
 	handlerCtx  context.Context
 	handlerIdle time.Duration // handlerIdleDefault; shorter in tests
 	senderIdle  time.Duration // senderIdleDefault
 	handlers    sync.WaitGroup
 	live        atomic.Int32
-	idle        atomic.Int32
-	pending     atomic.Int32
+	deficit     atomic.Int32
 
 	// late holds jobs that arrived after shutdown began while the queue was
 	// full; Run hands them back once the sources have ended.
@@ -173,7 +173,7 @@ drain:
 	for {
 		select {
 		case j := <-w.queue:
-			w.pending.Add(-1)
+			w.deficit.Add(-1)
 			handBacks.Add(1)
 			go func() { defer handBacks.Done(); w.handBack(j); w.release() }()
 		default:
@@ -311,18 +311,16 @@ func (w *Worker) poll(stop <-chan struct{}, cut context.Context) {
 // grace period) until a handler finished.
 func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
 	w.active.Add(1)
-	w.pending.Add(1)
 	select {
 	case w.queue <- j:
-		w.ensureHandler()
+		w.queued()
 		return
 	default:
 	}
 	select {
 	case w.queue <- j:
-		w.ensureHandler()
+		w.queued()
 	case <-stop:
-		w.pending.Add(-1)
 		w.lateMu.Lock()
 		w.late = append(w.late, j)
 		w.lateMu.Unlock()
@@ -335,16 +333,17 @@ func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
 // between jobs under any load.
 const handlerIdleDefault = time.Second
 
-// ensureHandler starts a handler unless the handlers waiting for work are
-// as many as the jobs waiting for a handler, or Concurrency are running.
-// Whoever queues a job calls it after queueing, and a handler that leaves
-// calls it after it stopped counting as idle, so that between them a queued
-// job always finds a handler; and a burst that meets one idle handler still
-// spreads over Concurrency of them.
-func (w *Worker) ensureHandler() {
-	if w.idle.Load() >= w.pending.Load() {
-		return
+// queued counts a job just put into the queue and starts a handler when
+// more jobs wait than handlers do, so that a burst that meets one idle
+// handler still spreads over Concurrency of them.
+func (w *Worker) queued() {
+	if w.deficit.Add(1) > 0 {
+		w.startHandler()
 	}
+}
+
+// startHandler starts a handler unless Concurrency are running.
+func (w *Worker) startHandler() {
 	for {
 		n := w.live.Load()
 		if int(n) >= w.cfg.Concurrency {
@@ -369,15 +368,14 @@ func (w *Worker) handler() {
 	timer := time.NewTimer(w.handlerIdle)
 	defer timer.Stop()
 	for {
-		w.idle.Add(1)
+		w.deficit.Add(-1) // waiting; taking a job leaves deficit as it was
 		select {
 		case j, ok := <-w.queue:
-			w.idle.Add(-1)
 			if !ok {
+				w.deficit.Add(1)
 				w.live.Add(-1)
 				return
 			}
-			w.pending.Add(-1)
 			if w.stopping.Load() {
 				w.handBack(j)
 				w.release()
@@ -393,13 +391,12 @@ func (w *Worker) handler() {
 }
 
 // leave is an idle handler's exit. A job queued while it still counted as
-// idle started no handler of its own, so it checks for one after it stopped
-// counting.
+// waiting started no handler of its own, so one starts if jobs now
+// outnumber the handlers that wait.
 func (w *Worker) leave() {
-	w.idle.Add(-1)
 	w.live.Add(-1)
-	if w.pending.Load() > 0 {
-		w.ensureHandler()
+	if w.deficit.Add(1) > 0 {
+		w.startHandler()
 	}
 }
 

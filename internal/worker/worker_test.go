@@ -447,8 +447,7 @@ func TestHandlersFollowTheWork(t *testing.T) {
 	require.Greater(t, most.Load(), int32(1), "handlers ran side by side")
 	require.Eventually(t, func() bool { return w.live.Load() == 0 }, 5*time.Second, 5*time.Millisecond,
 		"handlers left once the work stopped")
-	require.Zero(t, w.idle.Load())
-	require.Zero(t, w.pending.Load())
+	require.Zero(t, w.deficit.Load(), "no job waits and no handler does")
 
 	// And come back for the next job.
 	k := g.CreateJob(zeebesim.JobSpec{Type: jobType})
@@ -472,7 +471,7 @@ func TestJobQueuedAsTheLastHandlerLeavesIsHandled(t *testing.T) {
 	// One handler, waiting for work: the job finds it counted idle and
 	// starts none.
 	w.live.Store(1)
-	w.idle.Store(1)
+	w.deficit.Store(-1)
 	w.enqueue(ctx.Done(), entities.Job{ActivatedJob: &pb.ActivatedJob{Key: 42, Retries: 3, Variables: "{}", CustomHeaders: "{}", Deadline: time.Now().Add(time.Minute).UnixMilli()}})
 	require.Equal(t, int32(1), w.live.Load(), "no handler started while one counted idle")
 	// Its timer fires instead of the receive.
@@ -499,7 +498,7 @@ func TestBurstAfterQuietUsesEveryHandler(t *testing.T) {
 
 	first := g.CreateJob(zeebesim.JobSpec{Type: jobType})
 	await(t, g, []int64{first}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
-	require.Eventually(t, func() bool { return w.live.Load() == 1 && w.idle.Load() == 1 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return w.live.Load() == 1 && w.deficit.Load() == -1 }, 5*time.Second, time.Millisecond)
 	most.Store(0)
 
 	keys := make([]int64, 32)
