@@ -314,12 +314,6 @@ func (w *Worker) enqueue(stop <-chan struct{}, j entities.Job) {
 	select {
 	case w.queue <- j:
 		w.queued()
-		return
-	default:
-	}
-	select {
-	case w.queue <- j:
-		w.queued()
 	case <-stop:
 		w.lateMu.Lock()
 		w.late = append(w.late, j)
