@@ -25,6 +25,7 @@ import (
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/metrics"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/odata"
 	"github.com/o365-mail-connector/o365-mail-connector/internal/redact"
 )
 
@@ -500,10 +501,8 @@ func encodeJSON(v any) ([]byte, error) {
 // the request size before sending.
 func EncodeJSON(v any) (json.RawMessage, error) { return encodeJSON(v) }
 
-// encodeQuery writes q sorted by key. OData's "$" and the separators Graph
-// expects literally in $select/$filter (",", "'", "(", ")", ":") stay as
-// they are; spaces become %20 because "+" is not a space to every OData
-// parser.
+// encodeQuery writes q sorted by key, each key and value as
+// odata.WriteQueryValue encodes it.
 func encodeQuery(sb *strings.Builder, q url.Values) {
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -517,26 +516,9 @@ func encodeQuery(sb *strings.Builder, q url.Values) {
 				sb.WriteByte('&')
 			}
 			first = false
-			escapeQueryPart(sb, k)
+			odata.WriteQueryValue(sb, k)
 			sb.WriteByte('=')
-			escapeQueryPart(sb, v)
-		}
-	}
-}
-
-func escapeQueryPart(sb *strings.Builder, s string) {
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-			sb.WriteByte(b)
-		case strings.IndexByte("-._~$'(),:@/!*", b) >= 0:
-			sb.WriteByte(b)
-		default:
-			sb.WriteByte('%')
-			sb.WriteByte(hex[b>>4])
-			sb.WriteByte(hex[b&15])
+			odata.WriteQueryValue(sb, v)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/jsontree"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/odata"
 )
 
 // Mask is what a secret is replaced by.
@@ -148,10 +149,10 @@ func (s *Set) rebuildLocked() {
 // forms are the spellings of a secret that text leaving the process can
 // carry: as is; escaped by %q and by JSON (input errors quote values); and
 // percent-encoded as a URL path segment, a query value (with "+" or "%20"
-// for a space) or by the Graph client's OData query encoding, in either hex
-// case (Graph repeats request URLs in @odata.context and @odata.nextLink,
-// and the client logs them). For the usual token and password characters
-// they all coincide with the value.
+// for a space) or as the Graph client encodes query values (package
+// odata), in either hex case (Graph repeats request URLs in @odata.context
+// and @odata.nextLink, and the client logs them). For the usual token and
+// password characters they all coincide with the value.
 func forms(v string) []string {
 	q := strconv.Quote(v)
 	var js strings.Builder
@@ -162,7 +163,7 @@ func forms(v string) []string {
 	jsHTML, _ := json.Marshal(v)
 	out := []string{v, q[1 : len(q)-1], jsPlain[1 : len(jsPlain)-1], string(jsHTML[1 : len(jsHTML)-1])}
 	query := url.QueryEscape(v)
-	for _, p := range []string{url.PathEscape(v), query, strings.ReplaceAll(query, "+", "%20"), percentEncode(v, odataKeep)} {
+	for _, p := range []string{url.PathEscape(v), query, strings.ReplaceAll(query, "+", "%20"), odata.QueryValue(v)} {
 		out = append(out, p, lowerHex(p))
 	}
 	return out
@@ -178,25 +179,6 @@ func otherForms(v string) []string {
 		}
 	}
 	return out
-}
-
-// odataKeep is what the Graph client leaves unescaped in query values.
-const odataKeep = "-._~$'(),:@/!*"
-
-func percentEncode(v, keep string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(keep, c) >= 0 {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
 }
 
 // lowerHex writes the hex digits of every %XX escape in lower case.
