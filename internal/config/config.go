@@ -282,7 +282,7 @@ func parse(raw map[string]string) (Config, error) {
 	if c.GCHeapFloor, err = ParseBytes(raw["CONNECTOR_GC_HEAP_FLOOR"]); err != nil || c.GCHeapFloor < 0 {
 		bad("CONNECTOR_GC_HEAP_FLOOR", "a size such as 16MiB, or 0 for Go's default", raw["CONNECTOR_GC_HEAP_FLOOR"])
 	}
-	if r, err := strconv.ParseFloat(strings.TrimSpace(raw["CONNECTOR_MEMORY_LIMIT_RATIO"]), 64); err != nil || !(r >= 0 && r <= 1) {
+	if r, err := strconv.ParseFloat(raw["CONNECTOR_MEMORY_LIMIT_RATIO"], 64); err != nil || !(r >= 0 && r <= 1) {
 		bad("CONNECTOR_MEMORY_LIMIT_RATIO", "a share between 0 and 1 such as 0.9, or 0 for no limit", raw["CONNECTOR_MEMORY_LIMIT_RATIO"])
 	} else {
 		c.MemoryLimitRatio = r
