@@ -254,6 +254,50 @@ func TestUnknownOperationIsAnIncidentAndATestOperationCompletes(t *testing.T) {
 	}
 }
 
+// A model that routes every failure to a BPMN error boundary keeps doing
+// so for bad input, as with Camunda's runtime; without an error expression
+// (or when it leaves the error alone) bad input is an incident at once.
+// Nothing reaches Graph either way.
+func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
+	e := start(t, sandbox.Options{})
+	badSend := map[string]any{"operation": op("sendMail", alice, nil),
+		"message": map[string]any{"subject": "s", "bodyContent": "b", "toRecipients": []any{"not an address"}}}
+	missingSecret := map[string]any{"operation": op("listMessages", "{{secrets.NO_SUCH_MAILBOX}}", map[string]any{"folderId": "inbox"})}
+	catchAll := map[string]string{"errorExpression": `=bpmnError("MAIL_FAILED", error.code + ": " + error.message)`}
+	for _, c := range []struct {
+		name    string
+		vars    map[string]any
+		headers map[string]string
+		want    string
+	}{
+		{"invalid address", badSend, catchAll, "INVALID_INPUT: message.toRecipients"},
+		{"missing secret", missingSecret, catchAll, "SECRET_NOT_FOUND: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.Graph.ResetRequests()
+			thrown := e.wait(t, e.submit(clone(c.vars), c.headers))
+			require.Equal(t, zeebesim.StateErrorThrown, thrown.State, thrown.ErrorMessage)
+			require.Equal(t, "MAIL_FAILED", thrown.ErrorCode)
+			require.Contains(t, thrown.ErrorMessage, c.want)
+
+			incident := e.wait(t, e.submit(clone(c.vars), map[string]string{"errorExpression": `=if error.code = "404" then bpmnError("GONE", "") else null`}))
+			require.True(t, incident.Incident, "%+v", incident)
+			require.Contains(t, incident.ErrorMessage, c.want)
+			require.Empty(t, e.Graph.Requests(), "bad input never reaches Graph")
+		})
+	}
+}
+
+// clone copies a job's variables one level deep: submit adds the
+// authentication to the map it gets.
+func clone(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
 // Task headers are not secret-substituted (contract section 5): a
 // placeholder in a result expression stays text.
 func TestHeadersAreNotSecretSubstituted(t *testing.T) {

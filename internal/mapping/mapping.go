@@ -138,9 +138,12 @@ func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
 
 // Failure maps a connector error.
 func (p *Plan) Failure(cerr *connerr.Error, retries int32) Outcome {
-	// Input errors end in an incident at once: an error expression must not
-	// turn a broken model into a silent success or a retry loop.
-	if p.errorExpr != nil && cerr.Type != connerr.TypeInput {
+	// Input errors go through the error expression too, as in Camunda's
+	// runtime: it fails a ConnectorInputException with retries 0 and then
+	// examines the error expression like for any other failure, so a model
+	// that routes every error to a BPMN error boundary keeps doing so. Only
+	// when the expression leaves the error alone is it an incident at once.
+	if p.errorExpr != nil {
 		var respMap map[string]any
 		if r, ok := cerr.Variables["response"].(map[string]any); ok {
 			respMap = r

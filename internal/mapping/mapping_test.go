@@ -147,11 +147,47 @@ func TestErrorExpressionFunctions(t *testing.T) {
 	}
 }
 
-func TestInputErrorsBypassTheErrorExpression(t *testing.T) {
-	p := plan(t, map[string]string{"errorExpression": `ignoreError({})`})
-	out := p.Failure(connerr.Input("message.toRecipients", "expected a list"), 3)
-	require.Equal(t, job.Fail, out.Kind)
-	require.Zero(t, out.Retries)
+// Camunda's runtime examines the error expression for every failure,
+// ConnectorInputException included (retries 0 unless the expression says
+// otherwise).
+func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
+	input := connerr.Input("message.toRecipients", "expected a list")
+	cases := []struct {
+		expr  string
+		kind  job.Kind
+		check func(t *testing.T, o Outcome)
+	}{
+		{expr: `if error.code = "INVALID_INPUT" then bpmnError("BAD_INPUT", error.message) else null`, kind: job.ThrowError,
+			check: func(t *testing.T, o Outcome) {
+				require.Equal(t, "BAD_INPUT", o.Code)
+				require.Equal(t, "message.toRecipients: expected a list", o.Message)
+			}},
+		{expr: `if error.type = "io.camunda.connector.api.error.ConnectorInputException" then bpmnError("T", "by type") else null`, kind: job.ThrowError},
+		{expr: `if error.code = "404" then bpmnError("NOT_FOUND", error.message) else null`, kind: job.Fail,
+			check: func(t *testing.T, o Outcome) {
+				require.Zero(t, o.Retries, "left alone, an input error is an incident at once")
+				require.Equal(t, "INVALID_INPUT: message.toRecipients: expected a list", o.Message)
+			}},
+		{expr: `jobError("fix the model: " + error.message)`, kind: job.Fail,
+			check: func(t *testing.T, o Outcome) {
+				require.Zero(t, o.Retries, "jobError's retries default to 0")
+				require.Equal(t, "fix the model: message.toRecipients: expected a list", o.Message)
+			}},
+		{expr: `jobError("again", {}, job.retries - 1, duration("PT5M"))`, kind: job.Fail,
+			check: func(t *testing.T, o Outcome) {
+				require.Equal(t, int32(2), o.Retries, "the model asked for retries")
+				require.Equal(t, 5*time.Minute, o.Backoff)
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.expr, func(t *testing.T) {
+			o := plan(t, map[string]string{"errorExpression": "=" + c.expr}).Failure(input, 3)
+			require.Equal(t, c.kind, o.Kind, "%+v", o)
+			if c.check != nil {
+				c.check(t, o)
+			}
+		})
+	}
 }
 
 func TestExpressionsAreCompiledOnce(t *testing.T) {
