@@ -70,10 +70,13 @@ type Config struct {
 
 // Client talks to Graph. It is safe for concurrent use.
 type Client struct {
-	base      *url.URL
-	baseStr   string
-	cfg       Config
-	http      *http.Client
+	base    *url.URL
+	baseStr string
+	cfg     Config
+	// rt is the layer chain below; requests go to it directly rather than
+	// through an http.Client, which copied every request's headers for
+	// redirects this client never follows.
+	rt        http.RoundTripper
 	mailboxes *mailboxes
 	log       *zap.Logger
 }
@@ -134,17 +137,15 @@ func New(cfg Config) (*Client, error) {
 	//   attempt  (attempt) per-attempt timeout, response body cap and buffering
 	//   Transport          the HTTP exchange
 	//
-	// Redirects are not followed (CheckRedirect) so a 3xx can never carry
-	// the token to another host.
+	// Redirects are not followed (no http.Client above the chain: a 3xx
+	// is an answer like any other) so a 3xx can never carry the token to
+	// another host.
 	var rt http.RoundTripper = cfg.Transport
 	rt = &attemptTransport{next: rt, c: c}
 	rt = &observeTransport{next: rt, c: c}
 	rt = &mailboxTransport{next: rt, c: c}
 	rt = &retryTransport{next: rt, c: c}
-	c.http = &http.Client{
-		Transport:     rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	c.rt = rt
 	return c, nil
 }
 
@@ -343,7 +344,10 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		if body != nil {
 			hreq.Header.Set("Content-Type", "application/json")
 		}
-		resp, err = c.http.Do(hreq)
+		resp, err = c.rt.RoundTrip(hreq)
+		if err == nil && resp == nil {
+			err = errors.New("no response and no error from the HTTP transport")
+		}
 		if err != nil {
 			return nil, c.transportError(ctx, err, ci)
 		}

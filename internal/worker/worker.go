@@ -79,7 +79,7 @@ type Worker struct {
 
 	// Job commands go out from sender goroutines that stay for more work
 	// (see dispatch).
-	sends       chan func()
+	sends       chan *pending
 	senders     sync.WaitGroup
 	sendersStop chan struct{}
 }
@@ -113,7 +113,7 @@ func New(client zbc.Client, cfg Config, h Handler, log *zap.Logger, m *metrics.M
 		freed:       make(chan struct{}, 1),
 		handlerIdle: handlerIdleDefault,
 		senderIdle:  senderIdleDefault,
-		sends:       make(chan func()),
+		sends:       make(chan *pending),
 		sendersStop: make(chan struct{}),
 	}
 }
@@ -216,25 +216,26 @@ const senderIdleDefault = time.Second
 // outlive a command because a fresh goroutine per job pays for growing its
 // stack through the gRPC call every time; their number still follows the
 // load, at most one per active job.
-func (w *Worker) dispatch(send func()) {
+func (w *Worker) dispatch(p *pending) {
 	select {
-	case w.sends <- send:
+	case w.sends <- p:
 	default:
 		w.senders.Add(1)
-		go w.sender(send)
+		go w.sender(p)
 	}
 }
 
-func (w *Worker) sender(send func()) {
+func (w *Worker) sender(p *pending) {
 	defer w.senders.Done()
 	idle := time.NewTimer(w.senderIdle)
 	defer idle.Stop()
 	for {
-		send()
+		p.send()
+		p = nil // the job's memory is not kept while idle
 		w.release()
 		idle.Reset(w.senderIdle)
 		select {
-		case send = <-w.sends:
+		case p = <-w.sends:
 		case <-idle.C:
 			return
 		case <-w.sendersStop:
@@ -474,45 +475,64 @@ func toJob(j entities.Job) job.Job {
 	}
 }
 
-// run handles the job and returns the function that sends its command.
-func (w *Worker) run(ctx context.Context, ej entities.Job) (send func()) {
-	j := toJob(ej)
-	// Room for the operation, added once it is known.
-	fields := make([]zap.Field, 0, 5)
-	log := jobLogger{log: w.log, fields: append(fields,
-		zap.Int64("jobKey", j.Key),
-		zap.Int64("processInstanceKey", j.ProcessInstanceKey),
-		zap.String("bpmnProcessId", j.BpmnProcessID),
-		zap.String("elementId", j.ElementID),
-	)}
+// run handles the job and returns what sends its command.
+func (w *Worker) run(ctx context.Context, ej entities.Job) *pending {
+	// One allocation carries the job to its sender: the job, its outcome
+	// and its log context (fields are built only when a line is written).
+	p := &pending{w: w, log: jobLogger{log: w.log}}
+	p.log.j = &p.j
+	p.j = toJob(ej)
 	if w.metrics != nil {
 		w.metrics.JobsInFlight.Inc()
 		defer w.metrics.JobsInFlight.Dec()
 	}
-	start := time.Now()
-	out := w.safeHandle(ctx, j, log)
-	log.fields = append(log.fields, zap.String("operation", out.Operation))
+	p.start = time.Now()
+	p.out = w.safeHandle(ctx, p.j, p.log)
+	p.log.op, p.log.hasOp = p.out.Operation, true
 	if w.metrics != nil {
-		w.metrics.JobsActivated.WithLabelValues(out.Operation).Inc()
+		w.metrics.JobsActivated.WithLabelValues(p.out.Operation).Inc()
 	}
-	return func() {
-		w.send(j, out, log)
-		if w.metrics != nil {
-			w.metrics.JobDuration.WithLabelValues(out.Operation).Observe(time.Since(start).Seconds())
-		}
+	return p
+}
+
+// pending is a handled job whose command is still to be sent.
+type pending struct {
+	w     *Worker
+	j     job.Job
+	out   job.Outcome
+	log   jobLogger
+	start time.Time
+}
+
+func (p *pending) send() {
+	p.w.send(p.j, p.out, p.log)
+	if p.w.metrics != nil {
+		p.w.metrics.JobDuration.WithLabelValues(p.out.Operation).Observe(time.Since(p.start).Seconds())
 	}
 }
 
-// jobLogger carries a job's log fields; they are encoded only when a line is
-// written, not once per job as zap's With would.
+// jobLogger carries a job's log context; its fields are built and encoded
+// only when a line is written, not once per job as zap's With would.
 type jobLogger struct {
-	log    *zap.Logger
-	fields []zap.Field
+	log   *zap.Logger
+	j     *job.Job
+	op    string
+	hasOp bool // op is known (after the handler)
 }
 
 func (l jobLogger) write(level zapcore.Level, msg string, extra ...zap.Field) {
 	if ce := l.log.Check(level, msg); ce != nil {
-		ce.Write(append(l.fields[:len(l.fields):len(l.fields)], extra...)...)
+		fields := make([]zap.Field, 0, 5+len(extra))
+		fields = append(fields,
+			zap.Int64("jobKey", l.j.Key),
+			zap.Int64("processInstanceKey", l.j.ProcessInstanceKey),
+			zap.String("bpmnProcessId", l.j.BpmnProcessID),
+			zap.String("elementId", l.j.ElementID),
+		)
+		if l.hasOp {
+			fields = append(fields, zap.String("operation", l.op))
+		}
+		ce.Write(append(fields, extra...)...)
 	}
 }
 
