@@ -386,8 +386,9 @@ const maySend = "; the message may have been sent; not retried to avoid a duplic
 func (c *Client) transportError(ctx context.Context, err error, ci *callInfo) *connerr.Error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		// url.Error's text repeats the URL, query included; the cause is
-		// enough and cannot leak a substituted secret from the query.
+		// A transport given in Config may wrap its errors as http.Client
+		// does. url.Error's text repeats the URL, query included; the cause
+		// is enough and cannot leak a substituted secret from the query.
 		err = ue.Err
 	}
 	var ce *connerr.Error
