@@ -83,9 +83,9 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	// Headers first: a broken expression must never cost a sent mail.
 	plan, err := p.mapper.Prepare(j.Headers)
 	if err != nil {
-		// Header errors are final input errors: a plan without headers
-		// maps them like any other.
-		return new(mapping.Plan).Failure(connerr.From(err), j.Retries)
+		// Header errors are final input errors, mapped by what of the
+		// headers could be read.
+		return plan.Failure(connerr.From(err), j.Retries)
 	}
 	fail := func(err error, op string) job.Outcome {
 		cerr := connerr.From(err)

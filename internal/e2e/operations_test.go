@@ -263,24 +263,32 @@ func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
 	badSend := map[string]any{"operation": op("sendMail", alice, nil),
 		"message": map[string]any{"subject": "s", "bodyContent": "b", "toRecipients": []any{"not an address"}}}
 	missingSecret := map[string]any{"operation": op("listMessages", "{{secrets.NO_SUCH_MAILBOX}}", map[string]any{"folderId": "inbox"})}
-	catchAll := map[string]string{"errorExpression": `=bpmnError("MAIL_FAILED", error.code + ": " + error.message)`}
+	goodList := map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": "inbox"})}
 	for _, c := range []struct {
 		name    string
 		vars    map[string]any
-		headers map[string]string
+		headers map[string]string // beside the error expression
 		want    string
 	}{
-		{"invalid address", badSend, catchAll, "INVALID_INPUT: message.toRecipients"},
-		{"missing secret", missingSecret, catchAll, "SECRET_NOT_FOUND: "},
+		{"invalid address", badSend, nil, "INVALID_INPUT: message.toRecipients"},
+		{"missing secret", missingSecret, nil, "SECRET_NOT_FOUND: "},
+		{"invalid retryBackoff", goodList, map[string]string{"retryBackoff": "30 seconds"}, "INVALID_INPUT: header retryBackoff"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			with := func(expr string) map[string]string {
+				h := map[string]string{"errorExpression": expr}
+				for k, v := range c.headers {
+					h[k] = v
+				}
+				return h
+			}
 			e.Graph.ResetRequests()
-			thrown := e.wait(t, e.submit(clone(c.vars), c.headers))
+			thrown := e.wait(t, e.submit(clone(c.vars), with(`=bpmnError("MAIL_FAILED", error.code + ": " + error.message)`)))
 			require.Equal(t, zeebesim.StateErrorThrown, thrown.State, thrown.ErrorMessage)
 			require.Equal(t, "MAIL_FAILED", thrown.ErrorCode)
 			require.Contains(t, thrown.ErrorMessage, c.want)
 
-			incident := e.wait(t, e.submit(clone(c.vars), map[string]string{"errorExpression": `=if error.code = "404" then bpmnError("GONE", "") else null`}))
+			incident := e.wait(t, e.submit(clone(c.vars), with(`=if error.code = "404" then bpmnError("GONE", "") else null`)))
 			require.True(t, incident.Incident, "%+v", incident)
 			require.Contains(t, incident.ErrorMessage, c.want)
 			require.Empty(t, e.Graph.Requests(), "bad input never reaches Graph")

@@ -69,19 +69,23 @@ type Plan struct {
 }
 
 // Prepare checks the headers before the operation runs, so that a broken
-// expression or backoff never costs a sent mail.
+// expression or backoff never costs a sent mail. On error it still returns
+// a plan for the failure: one that holds the error expression when that
+// compiled, since Camunda's runtime lets the error expression judge an
+// invalid retryBackoff like any other input error.
 func (m *Mapper) Prepare(headers map[string]string) (*Plan, error) {
-	p := &Plan{resultVariable: strings.TrimSpace(headers[HeaderResultVariable])}
-	var err error
-	if p.result, err = m.header(headers, HeaderResultExpression); err != nil {
-		return nil, err
+	errorExpr, err := m.header(headers, HeaderErrorExpression)
+	if err != nil {
+		return &Plan{}, err
 	}
-	if p.errorExpr, err = m.header(headers, HeaderErrorExpression); err != nil {
-		return nil, err
+	failed := &Plan{errorExpr: errorExpr}
+	p := &Plan{resultVariable: strings.TrimSpace(headers[HeaderResultVariable]), errorExpr: errorExpr}
+	if p.result, err = m.header(headers, HeaderResultExpression); err != nil {
+		return failed, err
 	}
 	if raw := strings.TrimSpace(headers[HeaderRetryBackoff]); raw != "" {
 		if p.backoff, err = ParseISODuration(raw); err != nil {
-			return nil, connerr.Input("header "+HeaderRetryBackoff, "%v", err)
+			return failed, connerr.Input("header "+HeaderRetryBackoff, "%v", err)
 		}
 	}
 	return p, nil

@@ -74,6 +74,29 @@ func TestInvalidHeadersAreInputErrors(t *testing.T) {
 	require.Error(t, err, "months are not a day-time duration")
 }
 
+// An invalid retryBackoff or result expression is judged by the error
+// expression when that one compiled (Camunda's runtime does the same for
+// retryBackoff); a broken error expression leaves a plain incident.
+func TestHeaderErrorsAreJudgedByAWorkingErrorExpression(t *testing.T) {
+	var m Mapper
+	catchAll := `=bpmnError("BROKEN_MODEL", error.message)`
+	for h, v := range map[string]string{"retryBackoff": "30 seconds", "resultExpression": "={a: "} {
+		p, err := m.Prepare(map[string]string{h: v, "errorExpression": catchAll})
+		require.Error(t, err)
+		o := p.Failure(connerr.From(err), 3)
+		require.Equal(t, job.ThrowError, o.Kind, "%s: %+v", h, o)
+		require.Equal(t, "BROKEN_MODEL", o.Code)
+		require.Contains(t, o.Message, "header "+h)
+
+		p, err = m.Prepare(map[string]string{h: v, "errorExpression": "=bpmnError("})
+		require.Error(t, err)
+		o = p.Failure(connerr.From(err), 3)
+		require.Equal(t, job.Fail, o.Kind)
+		require.Zero(t, o.Retries)
+		require.Contains(t, o.Message, "INVALID_INPUT: header errorExpression", "the error expression's own error is reported first")
+	}
+}
+
 func graphError(status string) *connerr.Error {
 	e := connerr.New(status, "ErrorItemNotFound: The specified object was not found in the store.")
 	e.Variables = map[string]any{"response": map[string]any{"status": 404, "headers": map[string]any{}, "body": map[string]any{"error": map[string]any{"code": "ErrorItemNotFound"}}}}
