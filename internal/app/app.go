@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -33,6 +34,9 @@ type Options struct {
 	Operations map[string]operations.Operation         // default operations.Registry()
 	Ready      func(mgmtAddr string)                   // called once the management server listens
 	Client     func(config.Config) (zbc.Client, error) // default worker.NewClient
+	// GraphTransport performs the Graph client's HTTP exchanges (default:
+	// the client's tuned transport); tests wrap one to watch the wire.
+	GraphTransport http.RoundTripper
 }
 
 // Runtime is a built, not yet running, process.
@@ -68,6 +72,7 @@ func Build(cfg config.Config, opts Options) (*Runtime, error) {
 		Metrics:            m,
 		Logger:             log,
 		Redactor:           set,
+		Transport:          opts.GraphTransport,
 	})
 	if err != nil {
 		return nil, err

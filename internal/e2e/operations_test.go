@@ -264,6 +264,14 @@ func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
 		"message": map[string]any{"subject": "s", "bodyContent": "b", "toRecipients": []any{"not an address"}}}
 	missingSecret := map[string]any{"operation": op("listMessages", "{{secrets.NO_SUCH_MAILBOX}}", map[string]any{"folderId": "inbox"})}
 	goodList := map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": "inbox"})}
+	// README's catch-all: the error expression also runs after a success.
+	const catchAll = `=if error != null then bpmnError("MAIL_FAILED", error.code + ": " + error.message) else null`
+	goodSend := map[string]any{"operation": op("sendMail", alice, nil),
+		"message": map[string]any{"subject": "catch-all", "bodyContent": "b", "toRecipients": []any{bob}}}
+	for _, vars := range []map[string]any{goodList, goodSend} {
+		ok := e.wait(t, e.submit(clone(vars), map[string]string{"errorExpression": catchAll}))
+		require.Equal(t, zeebesim.StateCompleted, ok.State, "%+v", ok)
+	}
 	for _, c := range []struct {
 		name    string
 		vars    map[string]any
@@ -271,7 +279,7 @@ func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
 		want    string
 	}{
 		{"invalid address", badSend, nil, "INVALID_INPUT: message.toRecipients"},
-		{"missing secret", missingSecret, nil, "SECRET_NOT_FOUND: "},
+		{"missing secret", missingSecret, nil, "SECRET_NOT_FOUND: "}, // went through it before too
 		{"invalid retryBackoff", goodList, map[string]string{"retryBackoff": "30 seconds"}, "INVALID_INPUT: header retryBackoff"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -283,7 +291,7 @@ func TestInputErrorsGoThroughTheErrorExpression(t *testing.T) {
 				return h
 			}
 			e.Graph.ResetRequests()
-			thrown := e.wait(t, e.submit(clone(c.vars), with(`=bpmnError("MAIL_FAILED", error.code + ": " + error.message)`)))
+			thrown := e.wait(t, e.submit(clone(c.vars), with(catchAll)))
 			require.Equal(t, zeebesim.StateErrorThrown, thrown.State, thrown.ErrorMessage)
 			require.Equal(t, "MAIL_FAILED", thrown.ErrorCode)
 			require.Contains(t, thrown.ErrorMessage, c.want)

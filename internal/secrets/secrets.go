@@ -243,7 +243,11 @@ func (s *substitution) err(vars map[string]any) error {
 		}
 		parts = append(parts, fmt.Sprintf("secret %q %s%s", p.name, p.reason, where))
 	}
-	return connerr.Final(connerr.CodeSecretNotFound, "%s", strings.Join(parts, "; "))
+	e := connerr.Final(connerr.CodeSecretNotFound, "%s", strings.Join(parts, "; "))
+	// Camunda's runtime reports a missing secret as a ConnectorInputException,
+	// and error expressions may test error.type.
+	e.Type = connerr.TypeInput
+	return e
 }
 
 // locate calls fn for every placeholder name with the path of the string

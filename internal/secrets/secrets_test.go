@@ -152,6 +152,9 @@ func TestMissingSecret(t *testing.T) {
 		"message":        map[string]any{"toRecipients": []any{"{{ secrets.ALSO_MISSING }}"}},
 	})
 	ce := mustConnErr(t, err, connerr.CodeSecretNotFound)
+	if ce.Type != connerr.TypeInput || !ce.Final {
+		t.Errorf("a missing secret is a final ConnectorInputException, as in Camunda's runtime; got type %q, final %v", ce.Type, ce.Final)
+	}
 	for _, want := range []string{`"MISSING"`, "authentication.clientSecret", `"ALSO_MISSING"`, "message.toRecipients[0]", "SECRET_MISSING"} {
 		if !strings.Contains(ce.Message, want) {
 			t.Errorf("message %q lacks %q", ce.Message, want)
