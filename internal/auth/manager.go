@@ -46,9 +46,9 @@ const (
 	DefaultHTTPTimeout = 30 * time.Second
 
 	// refreshMargin: a cached token is replaced this long before it
-	// expires, so that a Graph request started with it does not meet its
-	// expiry on the way (and clocks may differ a little).
-	refreshMargin = 60 * time.Second
+	// expires, as Camunda's runtime does (expires_in − 10 s), so that a
+	// Graph request started with it does not meet its expiry on the way.
+	refreshMargin = 10 * time.Second
 
 	// fallbackLifetime is assumed when an answer has no expires_in; Azure
 	// AD always sends it, other endpoints may not.
@@ -56,6 +56,10 @@ const (
 
 	// maxEntries triggers a sweep of expired cache entries.
 	maxEntries = 1024
+
+	// maxLifetime caps expires_in: larger values would overflow
+	// time.Duration (and no Graph token lives that long).
+	maxLifetime = 24 * time.Hour
 )
 
 // Config configures a Manager.
@@ -200,6 +204,9 @@ func (b bearer) Token(context.Context) (string, error) { return string(b), nil }
 // Invalidate does nothing: a fixed token cannot be renewed.
 func (bearer) Invalidate(string) {}
 
+// Fixed tells the Graph client that a retry would resend the same token.
+func (bearer) Fixed() bool { return true }
+
 type oauthCredentials struct {
 	m   *Manager
 	s   settings
@@ -284,6 +291,9 @@ func (c *oauthCredentials) fetch() (string, error) {
 		refresh = e.refreshToken
 	}
 	m.mu.Unlock()
+	// Keep the token in use fresh in the Redactor's LRU: a rotated one was
+	// added only once, at rotation.
+	m.redactor.Add(refresh)
 
 	cfg := clientcredentials.Config{
 		ClientID:     c.s.clientID,
@@ -371,6 +381,9 @@ func tokenLifetime(tok *oauth2.Token) time.Duration {
 		secs, _ = strconv.ParseFloat(v, 64)
 	}
 	if secs > 0 {
+		if secs >= maxLifetime.Seconds() {
+			return maxLifetime
+		}
 		return time.Duration(secs * float64(time.Second))
 	}
 	if !tok.Expiry.IsZero() {
@@ -414,7 +427,11 @@ func (c *oauthCredentials) mapError(err error) *connerr.Error {
 			msg = fmt.Sprintf("token endpoint %s answered HTTP %d %s: %s", host, status, re.ErrorCode, desc)
 		}
 		if c.s.grant == grantRefreshToken {
-			switch re.ErrorCode {
+			errCode := re.ErrorCode
+			if errCode == "invalid_grant" && needsInteraction(re) {
+				errCode = "interaction_required"
+			}
+			switch errCode {
 			case "invalid_grant":
 				code, final = connerr.CodeOAuthRefreshTokenExpired, true
 				msg = "the refresh token is no longer valid; sign in again to get a new one: " + msg
@@ -452,4 +469,32 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
+}
+
+// interactionCodes are AADSTS codes that Azure AD sends with invalid_grant
+// although only an interactive sign-in (MFA, consent, CA challenge) helps.
+var interactionCodes = map[int]bool{50076: true, 50079: true, 50125: true, 50158: true, 65001: true}
+
+func needsInteraction(re *oauth2.RetrieveError) bool {
+	var body struct {
+		ErrorCodes []int  `json:"error_codes"`
+		Suberror   string `json:"suberror"`
+	}
+	_ = json.Unmarshal(re.Body, &body)
+	for _, c := range body.ErrorCodes {
+		if interactionCodes[c] {
+			return true
+		}
+	}
+	if d := re.ErrorDescription; strings.HasPrefix(d, "AADSTS") {
+		n, _ := strconv.Atoi(strings.TrimPrefix(d[:strings.IndexByte(d+":", ':')], "AADSTS"))
+		if interactionCodes[n] {
+			return true
+		}
+	}
+	switch body.Suberror {
+	case "basic_action", "additional_action", "consent_required", "user_password_expired":
+		return true
+	}
+	return false
 }

@@ -346,10 +346,10 @@ func TestCacheAndEarlyRefresh(t *testing.T) {
 	}
 
 	// A short-lived token is still reused for half its life.
-	e.sim.SetTokenTTL(40 * time.Second)
+	e.sim.SetTokenTTL(2*refreshMargin - 4*time.Second)
 	in.Scopes = "api://short/.default"
 	short := e.token(t, in)
-	e.now.Add(19 * time.Second)
+	e.now.Add(refreshMargin - 3*time.Second)
 	if e.token(t, in) != short {
 		t.Fatal("short-lived token not reused")
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
 )
@@ -28,10 +29,16 @@ func checkEndpoint(raw string, allowed map[string]bool) (host string, err error)
 		// in logs; the message does not repeat them.
 		return "", connerr.Input(endpointVar, "must not contain user information (user:password@)")
 	}
-	host = strings.ToLower(u.Hostname())
+	host = u.Hostname()
 	if host == "" {
 		return "", connerr.Input(endpointVar, "has no host: %s", connerr.Quote(raw, 200))
 	}
+	// Compare what net/http will dial: it converts a non-ASCII host with
+	// IDNA, while strings.ToLower folds e.g. U+0130 to an ASCII 'i'.
+	if strings.ContainsFunc(host, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		return "", connerr.Input(endpointVar, "host must be ASCII (write an internationalized name in its xn-- form)")
+	}
+	host = strings.ToLower(host)
 	loopback := IsLoopback(host)
 	switch strings.ToLower(u.Scheme) {
 	case "https":
