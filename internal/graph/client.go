@@ -252,6 +252,9 @@ func (c *Client) Follow(ctx context.Context, creds Credentials, userID, nextLink
 	if err := c.checkLink(nextLink); err != nil {
 		return nil, err
 	}
+	if err := c.checkLinkMailbox(nextLink, userID); err != nil {
+		return nil, err
+	}
 	return c.do(ctx, creds, http.MethodGet, userID, nextLink, nil, false)
 }
 
@@ -276,6 +279,48 @@ func (c *Client) checkLink(link string) error {
 		return refuse("contains control characters")
 	}
 	return nil
+}
+
+// checkLinkMailbox keeps paging inside the job's mailbox: the app token
+// can read every mailbox of the tenant, so a link to another one (or to
+// another resource) is refused. Graph writes the user segment as it was
+// given, as users('...'), or possibly as the user's object id, which the
+// worker cannot tell from another user's: a GUID is let through.
+func (c *Client) checkLinkMailbox(link, userID string) error {
+	u, err := url.Parse(link)
+	if err != nil {
+		return connerr.Final("502", "Graph returned an @odata.nextLink that is not a URL")
+	}
+	rest, ok := strings.CutPrefix(u.Path, c.base.Path+"/users")
+	if ok && !strings.Contains(rest, `\`) {
+		seg, tail, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+		if strings.HasPrefix(rest, "('") {
+			seg, tail, _ = strings.Cut(strings.TrimPrefix(rest, "('"), "')/")
+		}
+		if tail != "" && (strings.EqualFold(seg, userID) || isGUID(seg)) {
+			return nil
+		}
+	}
+	return connerr.Final("502", "Graph returned an @odata.nextLink outside the mailbox %s; not followed", userID)
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // callInfo travels in the request context through the chain: what the

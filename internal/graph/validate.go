@@ -26,8 +26,8 @@ func ValidateUserID(userID string) error {
 	case !utf8.ValidString(userID):
 		return connerr.Input(variable, "expected valid UTF-8 text")
 	}
-	if strings.Contains(userID, "..") {
-		return connerr.Input(variable, "must not contain \"..\", got %q", userID)
+	if userID == "." || strings.Contains(userID, "..") {
+		return connerr.Input(variable, "must not be \".\" or contain \"..\", got %q", userID)
 	}
 	for _, r := range userID {
 		switch {

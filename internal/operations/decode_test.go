@@ -95,7 +95,7 @@ func TestDecodeCommon(t *testing.T) {
 				{name: "userId null", vars: `{"operation":{"userId":null}}`, err: "operation.userId: required, expected a user principal name, e-mail address or object id"},
 				{name: "userId number", vars: `{"operation":{"userId":12}}`, err: "operation.userId: expected a string, got number 12"},
 				{name: "userId empty", vars: `{"operation":{"userId":"  "}}`, err: "operation.userId: required, expected a user principal name, e-mail address or object id, got an empty string"},
-				{name: "userId with slash", vars: `{"operation":{"userId":"a@b.com/../x"}}`, err: `operation.userId: must not contain "..", got "a@b.com/../x"`},
+				{name: "userId with slash", vars: `{"operation":{"userId":"a@b.com/../x"}}`, err: `operation.userId: must not be "." or contain "..", got "a@b.com/../x"`},
 				{name: "userId with query", vars: `{"operation":{"userId":"a@b.com?x"}}`, err: `operation.userId: must not contain '?' (expected a user principal name, e-mail address or object id), got "a@b.com?x"`},
 			})
 		})

@@ -142,11 +142,34 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 	}
 	limit := gc.MaxResponseBytes()
 	var size sizeCounter
+	// The envelope (@odata.context, @odata.count, ...) leaves with the
+	// items: count it too, as the attempt layer counted it on every page.
+	envelope := make(map[string]any, len(body))
+	for k, v := range body {
+		if k != "value" && k != "@odata.nextLink" {
+			envelope[k] = v
+		}
+	}
+	if err := size.add(envelope); err != nil {
+		return nil, connerr.New("502", "Graph returned a page that cannot be encoded: %v", err)
+	}
+	size.n += int64(len(`,"value":[]`))
 	items := make([]any, 0, min(maxResults, max(len(values), 16)))
+	ids := map[string]struct{}{}
 	add := func(vs []any) error {
 		for _, v := range vs {
 			if len(items) == maxResults {
 				return nil
+			}
+			// $skip-based nextLinks shift when mail arrives between
+			// pages: the same message would be listed twice.
+			if m, ok := v.(map[string]any); ok {
+				if id, ok := m["id"].(string); ok && id != "" {
+					if _, dup := ids[id]; dup {
+						continue
+					}
+					ids[id] = struct{}{}
+				}
 			}
 			if err := size.add(v); err != nil {
 				return connerr.New("502", "Graph returned an item that cannot be encoded: %v", err)
@@ -164,7 +187,13 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 		return nil, err
 	}
 	next, _ := body["@odata.nextLink"].(string)
+	followed := map[string]struct{}{}
 	for len(items) < maxResults && next != "" {
+		if _, again := followed[next]; again {
+			// A cycle of links would loop until the job's deadline.
+			return nil, connerr.New("502", "Graph returned an @odata.nextLink that was already followed")
+		}
+		followed[next] = struct{}{}
 		page, err := gc.Follow(ctx, creds, userID, next)
 		if err != nil {
 			return nil, err
@@ -181,12 +210,7 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 		if err := add(vs); err != nil {
 			return nil, err
 		}
-		prev := next
 		next, _ = pb["@odata.nextLink"].(string)
-		if next == prev {
-			// A link to itself would loop until the job's deadline.
-			return nil, connerr.New("502", "Graph returned the same @odata.nextLink twice")
-		}
 	}
 	merged := make(map[string]any, len(body))
 	for k, v := range body {
