@@ -78,14 +78,13 @@ func (m *Mapper) Prepare(headers map[string]string) (*Plan, error) {
 	if err != nil {
 		return &Plan{}, err
 	}
-	failed := &Plan{errorExpr: errorExpr}
 	p := &Plan{resultVariable: strings.TrimSpace(headers[HeaderResultVariable]), errorExpr: errorExpr}
 	if p.result, err = m.header(headers, HeaderResultExpression); err != nil {
-		return failed, err
+		return &Plan{errorExpr: errorExpr}, err
 	}
 	if raw := strings.TrimSpace(headers[HeaderRetryBackoff]); raw != "" {
 		if p.backoff, err = ParseISODuration(raw); err != nil {
-			return failed, connerr.Input("header "+HeaderRetryBackoff, "%v", err)
+			return &Plan{errorExpr: errorExpr}, connerr.Input("header "+HeaderRetryBackoff, "%v", err)
 		}
 	}
 	return p, nil
