@@ -108,12 +108,16 @@ func (c *listCall) UserID() string { return c.userID }
 
 func (c *listCall) Run(ctx context.Context, gc *graph.Client, creds graph.Credentials) (*graph.Response, error) {
 	query := c.query
-	if c.maxResults > 0 && !query.Has("$top") {
+	if c.maxResults > 0 {
 		// Graph's default page of 10 would turn maxResults 500 into 50
 		// requests against the mailbox's throttling budget; nextLink keeps
-		// the page size.
-		query = cloneValues(query)
-		query.Set("$top", strconv.Itoa(min(c.maxResults, MaxTop)))
+		// the page size. A page larger than maxResults would only fetch
+		// items that are dropped (and may pass the response cap).
+		top, err := strconv.Atoi(query.Get("$top"))
+		if err != nil || top > c.maxResults {
+			query = cloneValues(query)
+			query.Set("$top", strconv.Itoa(min(c.maxResults, MaxTop)))
+		}
 	}
 	resp, err := gc.Do(ctx, creds, graph.Request{Method: http.MethodGet, UserID: c.userID, Path: c.path, Query: query})
 	if err != nil || c.maxResults == 0 {

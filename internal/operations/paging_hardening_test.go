@@ -228,3 +228,26 @@ func graphsimMessage(subject string) graphsim.Message {
 	return graphsim.Message{Subject: subject, From: graphsim.Recipient{Address: "bob@contoso.test"},
 		To: []graphsim.Recipient{{Address: anna}}, ReceivedDateTime: time.Now()}
 }
+
+// An explicit $top larger than maxResults asks Graph for maxResults only.
+func TestPageIsNoLargerThanMaxResults(t *testing.T) {
+	g := newPagedGraph(t, map[string]string{
+		"/v1.0/users/anna@contoso.test/messages?$top=5": `{"value":[{"id":"a1"},{"id":"a2"}]}`,
+		"/v1.0/users/anna@contoso.test/messages?$top=3": `{"value":[{"id":"a1"}]}`,
+	})
+	for _, c := range []struct{ top, maxResults, want string }{{"1000", "5", "5"}, {"3", "5", "3"}} {
+		g.mu.Lock()
+		g.seen = nil
+		g.mu.Unlock()
+		_, err := runList(t, g.client(t, 0), 10*time.Second, `{"operation":{"type":"listMessages","userId":"anna@contoso.test","maxResults":`+c.maxResults+`,"queryParameters":{"$top":`+c.top+`}}}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.mu.Lock()
+		seen := g.seen
+		g.mu.Unlock()
+		if len(seen) == 0 || !strings.HasSuffix(seen[0], "$top="+c.want) {
+			t.Errorf("$top %s, maxResults %s: requests %q, want a page of %s", c.top, c.maxResults, seen, c.want)
+		}
+	}
+}
