@@ -127,10 +127,10 @@ func (c *listCall) Run(ctx context.Context, gc *graph.Client, creds graph.Creden
 }
 
 // collect follows @odata.nextLink until maxResults items are gathered and
-// merges the pages into the first page's body: one "value" list, and
-// "@odata.nextLink" kept (the last page's) only when items remain that were
-// not fetched. The merged body is held to the client's response cap, as each
-// page is.
+// merges the pages into the first page's body: one "value" list and no
+// "@odata.nextLink" (paging stops after maxResults items, possibly inside a
+// page, where no link to the rest exists). The merged body is held to the
+// client's response cap, as each page is.
 func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, userID string, first *graph.Response, maxResults int) (*graph.Response, error) {
 	decoded, err := first.JSONBody()
 	if err != nil {
@@ -146,15 +146,16 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 	}
 	limit := gc.MaxResponseBytes()
 	var size sizeCounter
-	// The envelope (@odata.context, @odata.count, ...) leaves with the
-	// items: count it too, as the attempt layer counted it on every page.
-	envelope := make(map[string]any, len(body))
+	// The merged body is the first page's envelope (@odata.context,
+	// @odata.count, ...) with every page's items: the envelope is counted
+	// too, as the attempt layer counted it on every page.
+	merged := make(map[string]any, len(body))
 	for k, v := range body {
 		if k != "value" && k != "@odata.nextLink" {
-			envelope[k] = v
+			merged[k] = v
 		}
 	}
-	if err := size.add(envelope); err != nil {
+	if err := size.add(merged); err != nil {
 		return nil, connerr.New("502", "Graph returned a page that cannot be encoded: %v", err)
 	}
 	size.n += int64(len(`,"value":[]`))
@@ -216,16 +217,7 @@ func collect(ctx context.Context, gc *graph.Client, creds graph.Credentials, use
 		}
 		next, _ = pb["@odata.nextLink"].(string)
 	}
-	merged := make(map[string]any, len(body))
-	for k, v := range body {
-		merged[k] = v
-	}
 	merged["value"] = items
-	if len(items) >= maxResults || next == "" {
-		delete(merged, "@odata.nextLink")
-	} else {
-		merged["@odata.nextLink"] = next
-	}
 	return &graph.Response{Status: first.Status, Headers: first.HeaderMap(), Body: merged}, nil
 }
 
