@@ -244,21 +244,19 @@ func (c *Client) Do(ctx context.Context, creds Credentials, req Request) (*Respo
 
 // Follow GETs an @odata.nextLink verbatim. The link must lie under the
 // configured base URL (same scheme, host and path prefix): Graph's answer
-// must not be able to send the bearer token anywhere else.
+// must not be able to send the bearer token anywhere else. It must also
+// stay in the job's mailbox (see inMailbox).
 func (c *Client) Follow(ctx context.Context, creds Credentials, userID, nextLink string) (*Response, error) {
 	if err := ValidateUserID(userID); err != nil {
 		return nil, err
 	}
-	if err := c.checkLink(nextLink); err != nil {
-		return nil, err
-	}
-	if err := c.checkLinkMailbox(nextLink, userID); err != nil {
+	if err := c.checkLink(nextLink, userID); err != nil {
 		return nil, err
 	}
 	return c.do(ctx, creds, http.MethodGet, userID, nextLink, nil, false)
 }
 
-func (c *Client) checkLink(link string) error {
+func (c *Client) checkLink(link, userID string) error {
 	refuse := func(why string) error {
 		return connerr.Final("502", "Graph returned an @odata.nextLink that %s; not followed so that the token is only sent to %s", why, c.baseStr)
 	}
@@ -278,30 +276,27 @@ func (c *Client) checkLink(link string) error {
 	if strings.ContainsFunc(link, isControl) {
 		return refuse("contains control characters")
 	}
+	if !c.inMailbox(u.Path, userID) {
+		return connerr.Final("502", "Graph returned an @odata.nextLink outside the mailbox %s; not followed", userID)
+	}
 	return nil
 }
 
-// checkLinkMailbox keeps paging inside the job's mailbox: the app token
-// can read every mailbox of the tenant, so a link to another one (or to
-// another resource) is refused. Graph writes the user segment as it was
-// given, as users('...'), or possibly as the user's object id, which the
-// worker cannot tell from another user's: a GUID is let through.
-func (c *Client) checkLinkMailbox(link, userID string) error {
-	u, err := url.Parse(link)
-	if err != nil {
-		return connerr.Final("502", "Graph returned an @odata.nextLink that is not a URL")
+// inMailbox keeps paging inside the job's mailbox: the app token can read
+// every mailbox of the tenant, so a link to another one (or to another
+// resource) is refused. Graph writes the user segment as it was given, as
+// users('...'), or possibly as the user's object id, which the worker
+// cannot tell from another user's: a GUID is let through.
+func (c *Client) inMailbox(path, userID string) bool {
+	rest, ok := strings.CutPrefix(path, c.base.Path+"/users")
+	if !ok || strings.Contains(rest, `\`) {
+		return false
 	}
-	rest, ok := strings.CutPrefix(u.Path, c.base.Path+"/users")
-	if ok && !strings.Contains(rest, `\`) {
-		seg, tail, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-		if strings.HasPrefix(rest, "('") {
-			seg, tail, _ = strings.Cut(strings.TrimPrefix(rest, "('"), "')/")
-		}
-		if tail != "" && (strings.EqualFold(seg, userID) || isGUID(seg)) {
-			return nil
-		}
+	seg, tail, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	if strings.HasPrefix(rest, "('") {
+		seg, tail, _ = strings.Cut(strings.TrimPrefix(rest, "('"), "')/")
 	}
-	return connerr.Final("502", "Graph returned an @odata.nextLink outside the mailbox %s; not followed", userID)
+	return tail != "" && (strings.EqualFold(seg, userID) || isGUID(seg))
 }
 
 func isGUID(s string) bool {
