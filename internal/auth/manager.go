@@ -202,10 +202,7 @@ type bearer string
 func (b bearer) Token(context.Context) (string, error) { return string(b), nil }
 
 // Invalidate does nothing: a fixed token cannot be renewed.
-func (bearer) Invalidate(string) {}
-
-// Fixed tells the Graph client that a retry would resend the same token.
-func (bearer) Fixed() bool { return true }
+func (bearer) Invalidate(string) bool { return false }
 
 type oauthCredentials struct {
 	m   *Manager
@@ -261,12 +258,13 @@ func (c *oauthCredentials) gaveUp(err error) error {
 
 // Invalidate drops the cached token if it is still tok, so that a token
 // Graph refused is not handed out again while a newer one stays.
-func (c *oauthCredentials) Invalidate(tok string) {
+func (c *oauthCredentials) Invalidate(tok string) bool {
 	c.m.mu.Lock()
 	defer c.m.mu.Unlock()
 	if e := c.m.entries[c.key]; e != nil && e.token == tok {
 		e.token = ""
 	}
+	return true
 }
 
 func (m *Manager) cached(key [sha256.Size]byte) (string, bool) {

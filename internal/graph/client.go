@@ -399,9 +399,8 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		}
 		// A cached token that Graph no longer accepts (revoked, rotated
 		// keys, clock skew): drop it and try once with a fresh one.
-		creds.Invalidate(token)
-		if fixed, ok := creds.(interface{ Fixed() bool }); ok && fixed.Fixed() {
-			break // a fixed bearer token cannot be renewed: do not resend it
+		if !creds.Invalidate(token) {
+			break // the same token would go out again
 		}
 		c.cfg.Metrics.GraphRetry("token_rejected")
 		c.log.Debug("graph token rejected, retrying with a new one", zap.String("mailbox", userID))

@@ -400,11 +400,12 @@ type refreshFails struct {
 	shared *connerr.Error
 }
 
-func (f *refreshFails) Invalidate(tok string) {
+func (f *refreshFails) Invalidate(tok string) bool {
 	f.fakeCreds.Invalidate(tok)
 	f.mu.Lock()
 	f.err = f.shared
 	f.mu.Unlock()
+	return true
 }
 
 func TestThrottleRetryAfterSeconds(t *testing.T) {

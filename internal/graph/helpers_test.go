@@ -33,11 +33,12 @@ func (f *fakeCreds) Token(context.Context) (string, error) {
 	return "tok-secret-" + string(rune('0'+f.n)), nil
 }
 
-func (f *fakeCreds) Invalidate(token string) {
+func (f *fakeCreds) Invalidate(token string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.invalidated = append(f.invalidated, token)
 	f.n++
+	return true
 }
 
 // fakeClock moves only when slept on, so that tests never wait for a

@@ -11,10 +11,11 @@ import (
 // Credentials yields the bearer token for Graph requests. The auth package
 // implements it per authentication type; Invalidate drops a token that Graph
 // refused (401 InvalidAuthenticationToken) so that the next Token call
-// fetches a new one.
+// fetches a new one, and reports whether one can come (a fixed bearer token
+// cannot be renewed, and resending it is a wasted request).
 type Credentials interface {
 	Token(ctx context.Context) (string, error)
-	Invalidate(token string)
+	Invalidate(token string) (renewable bool)
 }
 
 // Response is what a successful operation hands to result mapping: the same

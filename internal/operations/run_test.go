@@ -27,10 +27,11 @@ func (c *staticCreds) Token(context.Context) (string, error) {
 	return fmt.Sprintf("token-%d", c.n), nil
 }
 
-func (c *staticCreds) Invalidate(string) {
+func (c *staticCreds) Invalidate(string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
+	return true
 }
 
 // fakeClock advances only when slept on: Retry-After and backoff cost no
