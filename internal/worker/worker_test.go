@@ -421,16 +421,24 @@ func TestShutdownDoesNotHandBackJobsPastTheirDeadline(t *testing.T) {
 	}
 }
 
+// poolWorker runs a worker whose handlers each take work long and leave
+// after idle without a job; most reports the most handlers seen at once.
+func poolWorker(t *testing.T, cfg Config, work, idle time.Duration) (*zeebesim.Gateway, *Worker, *atomic.Int32) {
+	t.Helper()
+	g, c := gateway(t)
+	h, most := countingHandler(work)
+	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
+	w.handlerIdle = idle
+	runInBackground(t, w)
+	return g, w, most
+}
+
 // Handlers start with the work, never more than Concurrency at once, and
 // leave once it stops, so that the stacks of a burst do not stay.
 func TestHandlersFollowTheWork(t *testing.T) {
-	g, c := gateway(t)
 	cfg := testConfig()
 	cfg.MaxJobsActive, cfg.Concurrency = 64, 8
-	h, most := countingHandler(2 * time.Millisecond)
-	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
-	w.handlerIdle = 50 * time.Millisecond
-	runInBackground(t, w)
+	g, w, most := poolWorker(t, cfg, 2*time.Millisecond, 50*time.Millisecond)
 	require.Zero(t, w.live.Load(), "no handler before the first job")
 
 	// Bursts separated by about the idle time, so that handlers leave
@@ -488,13 +496,9 @@ func TestJobQueuedAsTheLastHandlerLeavesIsHandled(t *testing.T) {
 // A burst that arrives while one handler lingers idle from earlier work must
 // still spread over Concurrency handlers, not queue behind that one.
 func TestBurstAfterQuietUsesEveryHandler(t *testing.T) {
-	g, c := gateway(t)
 	cfg := testConfig()
 	cfg.MaxJobsActive, cfg.Concurrency = 32, 8
-	h, most := countingHandler(20 * time.Millisecond)
-	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
-	w.handlerIdle = time.Minute
-	runInBackground(t, w)
+	g, w, most := poolWorker(t, cfg, 20*time.Millisecond, time.Minute)
 
 	first := g.CreateJob(zeebesim.JobSpec{Type: jobType})
 	await(t, g, []int64{first}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
