@@ -323,3 +323,24 @@ func TestHeadersAreNotSecretSubstituted(t *testing.T) {
 	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
 	require.Equal(t, "{{secrets.TOPIC}}", j.Variables["note"])
 }
+
+// A list of HTML mail within GRAPH_MAX_RESPONSE_BYTES fits Zeebe's 4 MB
+// message as it is; with json.Marshal's escaping (< as \u003c) this one
+// would be 4.7 MB and end in RESULT_REJECTED.
+func TestHTMLMailResultFitsTheGateway(t *testing.T) {
+	e := start(t, sandbox.Options{})
+	html := "<html><body>" + strings.Repeat("<p>Q&amp;A</p>", 120_000) + "</body></html>"
+	require.Less(t, len(html), 3<<20, "within GRAPH_MAX_RESPONSE_BYTES")
+	e.Graph.AddMessage(alice, "inbox", graphsim.Message{Subject: "newsletter", BodyContentType: "html", BodyContent: html, ReceivedDateTime: time.Now()})
+	k := e.submit(map[string]any{"operation": op("listMessages", alice, map[string]any{"folderId": "inbox"})},
+		map[string]string{"resultVariable": "inbox"})
+	j := e.wait(t, k)
+	require.Equal(t, zeebesim.StateCompleted, j.State, j.ErrorMessage)
+	var content any
+	for _, m := range j.Variables["inbox"].(map[string]any)["body"].(map[string]any)["value"].([]any) {
+		if m.(map[string]any)["subject"] == "newsletter" {
+			content = m.(map[string]any)["body"].(map[string]any)["content"]
+		}
+	}
+	require.Equal(t, html, content)
+}
