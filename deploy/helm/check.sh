@@ -93,6 +93,15 @@ contains numbers-whole "$out/numbers.yaml" 'value: "4000000"'
 contains numbers-small "$out/numbers.yaml" 'value: "64"'
 contains numbers-fraction "$out/numbers.yaml" 'value: "0.5"'
 
+# The management server follows service.port, where the probes look.
+run template-port "$helm" template ci "$chart" --kube-version "$kube" --set service.port=9090
+cp "$out/template-port.log" "$out/port.yaml"
+contains port-container "$out/port.yaml" "containerPort: 9090"
+contains port-management-addr "$out/port.yaml" 'value: ":9090"'
+contains default-management-addr "$out/default.yaml" 'value: ":8080"'
+run_refused refuse-management-port "must listen on service.port" \
+  "$helm" template ci "$chart" --kube-version "$kube" --set config.MANAGEMENT_ADDR=:9000
+
 run_refused refuse-short-grace "must be larger than CONNECTOR_SHUTDOWN_GRACE" \
   "$helm" template ci "$chart" --kube-version "$kube" --set terminationGracePeriodSeconds=30
 run_refused refuse-secretsdir-without-secret "secretsDir.secretName is required" \

@@ -72,6 +72,11 @@ checked.
 {{- if and $grace (le (int .Values.terminationGracePeriodSeconds) (int $grace)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than CONNECTOR_SHUTDOWN_GRACE (%s = %ss)" .Values.terminationGracePeriodSeconds .Values.config.CONNECTOR_SHUTDOWN_GRACE $grace) }}
 {{- end }}
+{{- with .Values.config.MANAGEMENT_ADDR }}
+{{- if ne (regexFind "[0-9]+$" (toString .)) (toString (int $.Values.service.port)) }}
+{{- fail (printf "config.MANAGEMENT_ADDR (%s) must listen on service.port (%d), where the probes and the Service reach the pod; leave it empty to follow service.port" (toString .) (int $.Values.service.port)) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.secretsDir.enabled (not .Values.secretsDir.secretName) }}
 {{- fail "secretsDir.secretName is required when secretsDir.enabled is true" }}
 {{- end }}
