@@ -29,11 +29,12 @@ func unescapeVariables(ctx context.Context, method string, req, reply any, cc *g
 }
 
 // unescapeHTML turns the escapes \u003c, \u003e and \u0026 of a JSON
-// document back into the characters; it is what encoding/json writes with
-// SetEscapeHTML(false). Every other escape is kept, and an escaped
-// backslash is stepped over as a pair, so that the text \u003c inside a
-// string (written \\u003c) stays as it is. Applying it twice changes
-// nothing more.
+// document back into the characters. Every other escape is kept, and an
+// escaped backslash is stepped over as a pair, so that the text \u003c
+// inside a string (written \\u003c) stays as it is. Any valid document
+// keeps its value and stays valid, and a second pass changes nothing; for
+// json.Marshal's output of decoded values it is what encoding/json writes
+// with SetEscapeHTML(false).
 func unescapeHTML(doc string) string {
 	if !strings.Contains(doc, `\u00`) {
 		return doc

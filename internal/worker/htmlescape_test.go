@@ -62,6 +62,31 @@ func FuzzUnescapeHTML(f *testing.F) {
 	})
 }
 
+func decodeNumbers(t testing.TB, doc string) any {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	require.NoError(t, dec.Decode(&v), doc)
+	return v
+}
+
+// Whatever valid document reaches a command, not only json.Marshal's, keeps
+// its value, stays valid and is left alone by a second pass.
+func FuzzUnescapeHTMLKeepsAnyDocumentsValue(f *testing.F) {
+	for _, s := range []string{`{"a":"\u003c\\u003c\u003C"}`, `["\\\u0026",1e3,"\ud83d\ude00"]`, `{"\u003e":"\u2028\ufffd"}`, `"\"\\\"\u0026"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		if !json.Valid([]byte(doc)) {
+			return
+		}
+		got := unescapeHTML(doc)
+		require.True(t, json.Valid([]byte(got)), "%q became %q", doc, got)
+		require.Equal(t, decodeNumbers(t, doc), decodeNumbers(t, got))
+		require.Equal(t, got, unescapeHTML(got))
+	})
+}
+
 // A result of HTML whose escaped form is over the gateway's 4 MB limit, and
 // whose real size is far below it, completes instead of being refused, and
 // the process variable holds the text as it was.
