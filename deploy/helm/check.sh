@@ -1,8 +1,8 @@
 #!/bin/sh
 # Lints and renders the chart with its defaults and with every option on
 # (ci-values-all.yaml), and checks that a too-short termination grace period
-# is refused. Helm comes from $HELM or PATH. POSIX sh (the Makefile runs it
-# with sh).
+# and a management address the probes cannot reach are refused. Helm comes
+# from $HELM or PATH. POSIX sh (the Makefile runs it with sh).
 set -eu
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -99,8 +99,14 @@ cp "$out/template-port.log" "$out/port.yaml"
 contains port-container "$out/port.yaml" "containerPort: 9090"
 contains port-management-addr "$out/port.yaml" 'value: ":9090"'
 contains default-management-addr "$out/default.yaml" 'value: ":8080"'
-run_refused refuse-management-port "must listen on service.port" \
+run_refused refuse-management-port "must listen on all interfaces at service.port" \
   "$helm" template ci "$chart" --kube-version "$kube" --set config.MANAGEMENT_ADDR=:9000
+run_refused refuse-management-loopback "must listen on all interfaces at service.port" \
+  "$helm" template ci "$chart" --kube-version "$kube" --set config.MANAGEMENT_ADDR=127.0.0.1:8080
+run_refused refuse-management-extraenv "not in extraEnv" \
+  "$helm" template ci "$chart" --kube-version "$kube" --set 'extraEnv[0].name=MANAGEMENT_ADDR' --set 'extraEnv[0].value=:9000'
+run template-management-forms "$helm" template ci "$chart" --kube-version "$kube" \
+  --set-string service.port=9090 --set 'config.MANAGEMENT_ADDR=[::]:09090'
 
 run_refused refuse-short-grace "must be larger than CONNECTOR_SHUTDOWN_GRACE" \
   "$helm" template ci "$chart" --kube-version "$kube" --set terminationGracePeriodSeconds=30

@@ -73,8 +73,14 @@ checked.
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than CONNECTOR_SHUTDOWN_GRACE (%s = %ss)" .Values.terminationGracePeriodSeconds .Values.config.CONNECTOR_SHUTDOWN_GRACE $grace) }}
 {{- end }}
 {{- with .Values.config.MANAGEMENT_ADDR }}
-{{- if ne (regexFind "[0-9]+$" (toString .)) (toString (int $.Values.service.port)) }}
-{{- fail (printf "config.MANAGEMENT_ADDR (%s) must listen on service.port (%d), where the probes and the Service reach the pod; leave it empty to follow service.port" (toString .) (int $.Values.service.port)) }}
+{{- $addr := toString . }}
+{{- if or (not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]+$" $addr)) (ne (regexFind "[0-9]+$" $addr | atoi) (int $.Values.service.port)) }}
+{{- fail (printf "config.MANAGEMENT_ADDR (%s) must listen on all interfaces at service.port (%d), as :%d, 0.0.0.0:%d or [::]:%d: the probes and the Service reach the pod's IP there; leave it empty to follow service.port" $addr (int $.Values.service.port) (int $.Values.service.port) (int $.Values.service.port) (int $.Values.service.port)) }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if eq (toString .name) "MANAGEMENT_ADDR" }}
+{{- fail "set MANAGEMENT_ADDR as config.MANAGEMENT_ADDR, not in extraEnv: the chart sets it from service.port, and a second entry would silently win" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.secretsDir.enabled (not .Values.secretsDir.secretName) }}
