@@ -108,8 +108,8 @@ func TestHTMLResultsAreSentUnescaped(t *testing.T) {
 	}
 }
 
-// FailJob and ThrowError carry variables too (an error expression's
-// bpmnError variables).
+// ThrowError carries variables too (a bpmnError's); FailJob's take the same
+// path through the interceptor.
 func TestErrorVariablesAreSentUnescaped(t *testing.T) {
 	g, c := gateway(t)
 	start(t, c, testConfig(), func(ctx context.Context, j job.Job) job.Outcome {
