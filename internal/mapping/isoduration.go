@@ -5,18 +5,21 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Only day-time durations make sense as a retry backoff; years and months are
 // refused rather than guessed.
-var isoDuration = regexp.MustCompile(`^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+// Like java.time.Duration.parse, which Camunda's runtime uses, letters may be
+// in either case and the seconds' fraction may follow a comma.
+var isoDuration = regexp.MustCompile(`(?i)^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:[.,]\d+)?)S)?)?$`)
 
 // ParseISODuration reads ISO-8601 day-time durations such as PT30S, PT1M30S,
 // P1DT2H, PT0.5S.
 func ParseISODuration(s string) (time.Duration, error) {
 	m := isoDuration.FindStringSubmatch(s)
-	if m == nil || s == "P" || s == "-P" || s[len(s)-1] == 'T' {
+	if m == nil || strings.EqualFold(s, "P") || strings.EqualFold(s, "-P") || s[len(s)-1] == 'T' || s[len(s)-1] == 't' {
 		return 0, fmt.Errorf("expected an ISO-8601 duration such as PT30S or PT5M, got %q", s)
 	}
 	var d time.Duration
@@ -30,7 +33,7 @@ func ParseISODuration(s string) (time.Duration, error) {
 		}
 	}
 	if m[5] != "" {
-		f, _ := strconv.ParseFloat(m[5], 64)
+		f, _ := strconv.ParseFloat(strings.Replace(m[5], ",", ".", 1), 64)
 		if f > 1e9 || f*float64(time.Second) > float64(math.MaxInt64-d) {
 			return 0, fmt.Errorf("duration %q is out of range", s)
 		}

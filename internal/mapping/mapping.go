@@ -7,7 +7,10 @@ package mapping
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,13 +122,17 @@ func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
 		vars[p.resultVariable] = respMap
 	}
 	if p.result != nil {
+		// A result expression that fails is an input error that the error
+		// expression judges, as in Camunda's runtime (the mapping runs in
+		// the same try as the call). Left alone, it is an incident at once,
+		// not a retry: retrying would run the operation, a send say, again.
 		out, err := p.result.Eval(scope(respMap, nil, retries))
 		if err != nil {
-			return p.inputFailure(HeaderResultExpression, err)
+			return p.Failure(connerr.Input("header "+HeaderResultExpression, "%v", err), retries)
 		}
 		entries, err := asContext(out)
 		if err != nil {
-			return p.inputFailure(HeaderResultExpression, err)
+			return p.Failure(connerr.Input("header "+HeaderResultExpression, "%v", err), retries)
 		}
 		for k, v := range entries {
 			vars[k] = v
@@ -265,11 +272,13 @@ func (p *Plan) evalError(vars map[string]any, retries int32, cerr *connerr.Error
 		}
 		left := int32(0)
 		if r, ok := ctx["retries"].(json.Number); ok {
-			n, err := r.Int64()
-			if err != nil || n < 0 {
-				return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retries must be a whole number ≥ 0, got %s", r)), true
+			// Camunda takes the retries as an integer (a fraction is cut
+			// off) and sends max(retries, 0).
+			f, err := strconv.ParseFloat(string(r), 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) {
+				return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retries must be a number, got %s", r)), true
 			}
-			left = int32(min(n, 1<<30))
+			left = int32(max(min(math.Trunc(f), 1<<30), 0))
 		} else if ctx["retries"] != nil {
 			return p.inputFailure(HeaderErrorExpression, fmt.Errorf("jobError: retries must be a number, got %s", connerr.Describe(ctx["retries"]))), true
 		}

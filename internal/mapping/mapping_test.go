@@ -224,12 +224,14 @@ func TestExpressionsAreCompiledOnce(t *testing.T) {
 }
 
 func TestParseISODuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"PT30S": 30 * time.Second, "PT1M30S": 90 * time.Second, "P1DT2H": 26 * time.Hour, "PT0.5S": 500 * time.Millisecond, "PT0S": 0} {
+	for in, want := range map[string]time.Duration{"PT30S": 30 * time.Second, "PT1M30S": 90 * time.Second, "P1DT2H": 26 * time.Hour, "PT0.5S": 500 * time.Millisecond, "PT0S": 0,
+		// As java.time.Duration.parse reads them: either case, a decimal comma.
+		"pt30s": 30 * time.Second, "p1dt2h": 26 * time.Hour, "PT1,5S": 1500 * time.Millisecond} {
 		got, err := ParseISODuration(in)
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "P", "PT", "30s", "P1Y", "-PT1S", "PT1H2"} {
+	for _, bad := range []string{"", "P", "PT", "30s", "P1Y", "-PT1S", "PT1H2", "p", "pt", "PT1,S"} {
 		_, err := ParseISODuration(bad)
 		require.Error(t, err, bad)
 	}
@@ -286,4 +288,38 @@ func TestExpressionCacheIsBounded(t *testing.T) {
 	m.cache.Range(func(any, any) bool { n++; return true })
 	require.Equal(t, maxCached, n)
 	require.Equal(t, int64(maxCached), m.size.Load())
+}
+
+// A result expression that fails after the call is judged by the error
+// expression, as in Camunda's runtime; left alone it stays an incident.
+func TestResultExpressionFailureIsJudgedByTheErrorExpression(t *testing.T) {
+	headers := map[string]string{
+		"resultExpression": "=body.value",
+		"errorExpression":  `=if error != null then bpmnError("MAPPING", error.message) else null`,
+	}
+	out := plan(t, headers).Success(messages(), 3)
+	require.Equal(t, job.ThrowError, out.Kind, "%+v", out)
+	require.Equal(t, "MAPPING", out.Code)
+	require.Contains(t, out.Message, "header resultExpression: expected the expression to return a context")
+
+	headers["errorExpression"] = `=if error.code = "404" then bpmnError("NOT_FOUND", "x") else null`
+	out = plan(t, headers).Success(messages(), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Zero(t, out.Retries, "an incident at once: a retry would run the operation again")
+	require.Contains(t, out.Message, "INVALID_INPUT: header resultExpression")
+}
+
+// Camunda sends max(retries, 0) of jobError's retries, taken as an integer.
+func TestJobErrorRetriesAreClampedLikeCamunda(t *testing.T) {
+	for expr, want := range map[string]int32{
+		`jobError("giving up", {}, job.retries - 5)`: 0,
+		`jobError("giving up", {}, 1.5)`:             1,
+		`jobError("giving up", {}, 1e400)`:           1 << 30,
+		`jobError("giving up", {}, -1e400)`:          0,
+	} {
+		o := plan(t, map[string]string{"errorExpression": "=" + expr}).Failure(connerr.New("503", "unavailable"), 3)
+		require.Equal(t, job.Fail, o.Kind, expr)
+		require.Equal(t, "giving up", o.Message, expr)
+		require.Equal(t, want, o.Retries, expr)
+	}
 }
