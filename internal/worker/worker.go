@@ -581,7 +581,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 		}
 	case job.Fail:
 		msg := truncate(out.Message, MaxFailMessage)
-		err = w.retry(j.Deadline, func(c context.Context) error {
+		err = w.retryIf(j.Deadline, failRetryable(out.Retries), func(c context.Context) error {
 			cmd, err := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).
 				ErrorMessage(msg).VariablesFromMap(nonNil(out.Variables))
 			if err != nil {
@@ -637,7 +637,7 @@ func (w *Worker) handBack(ej entities.Job) {
 	if limit := time.Now().Add(commandAttemptTimeout); limit.Before(deadline) {
 		deadline = limit
 	}
-	err := w.retry(deadline, func(c context.Context) error {
+	err := w.retryIf(deadline, failRetryable(ej.GetRetries()), func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err
@@ -670,6 +670,21 @@ func isRetryable(err error) bool {
 	return false
 }
 
+// failRetryable is isRetryable for a FailJob. One that leaves retries can
+// make the job activatable at once; if its answer was lost
+// (DEADLINE_EXCEEDED: the gateway may have processed it), sending it again
+// could fail the job's next activation while a handler, perhaps this
+// worker's, runs it, and the job would then run twice at once. Left unsent,
+// a FailJob that really was lost costs the job its timeout, not a run.
+func failRetryable(retries int32) func(error) bool {
+	if retries <= 0 {
+		return isRetryable
+	}
+	return func(err error) bool {
+		return status.Code(err) != codes.DeadlineExceeded && isRetryable(err)
+	}
+}
+
 func isRejectedPayload(err error) bool {
 	if _, ok := status.FromError(err); !ok {
 		// Failed before sending: variables that do not serialise.
@@ -682,6 +697,12 @@ func isRejectedPayload(err error) bool {
 // deadline passes. One context per attempt, bounded by both the deadline and
 // an attempt timeout: commands are the bulk of a busy worker's calls.
 func (w *Worker) retry(deadline time.Time, cmd func(context.Context) error) error {
+	return w.retryIf(deadline, isRetryable, cmd)
+}
+
+// retryIf is retry with its own judgement of which errors are worth
+// another attempt.
+func (w *Worker) retryIf(deadline time.Time, retryable func(error) bool, cmd func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for {
 		until := time.Now().Add(commandAttemptTimeout)
@@ -691,7 +712,7 @@ func (w *Worker) retry(deadline time.Time, cmd func(context.Context) error) erro
 		attempt, cancel := context.WithDeadline(context.Background(), until)
 		err := cmd(attempt)
 		cancel()
-		if err == nil || !isRetryable(err) {
+		if err == nil || !retryable(err) {
 			return err
 		}
 		left := time.Until(deadline)
