@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/connerr"
+	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
 )
 
 func TestAbortedNamesTheShutdown(t *testing.T) {
@@ -33,4 +35,30 @@ func TestAbortedNamesTheShutdown(t *testing.T) {
 	// Graph answered before the abort: its answer stands.
 	answered := connerr.New("404", "ErrorItemNotFound: The specified object was not found in the store.")
 	require.Same(t, answered, aborted(answered))
+}
+
+func TestShutdownHandsBackOnlyWhatCannotHaveTakenEffect(t *testing.T) {
+	j := job.Job{Key: 1, Retries: 2}
+
+	// Cut at a throttled mailbox's gate: back with its retries, after the
+	// rest of the Retry-After.
+	waiting := connerr.New(connerr.CodeUnavailable, "Graph request canceled")
+	waiting.Cause, waiting.MinBackoff = context.Canceled, 40*time.Second
+	out, ok := handBack(waiting, j)
+	require.True(t, ok)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Equal(t, int32(2), out.Retries)
+	require.Equal(t, 40*time.Second, out.Backoff)
+	require.Contains(t, out.Message, "handed back with its retries")
+
+	// A send that may have reached Graph is not handed back: it fails as
+	// before, with the warning, and counts a retry.
+	sent := connerr.New(connerr.CodeUnavailable, "Graph request canceled; the message may have been sent")
+	sent.Cause, sent.MaybeSent = context.Canceled, true
+	_, ok = handBack(sent, j)
+	require.False(t, ok)
+
+	// Graph's own answer is judged as usual.
+	_, ok = handBack(connerr.New("500", "boom"), j)
+	require.False(t, ok)
 }

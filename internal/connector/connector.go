@@ -128,6 +128,10 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	resp, err := call.Run(runCtx, p.graph, creds)
 	if err != nil {
 		if ctx.Err() != nil {
+			if out, ok := handBack(err, j); ok {
+				out.Operation = opType
+				return out
+			}
 			err = aborted(err)
 		}
 		return fail(err, opType)
@@ -137,6 +141,26 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 	resp.Release()
 	out.Operation = opType
 	return out
+}
+
+// handBack is the outcome of a call that the worker's shutdown cut short
+// before it could take effect: a read, or a send that never reached Graph.
+// Like a job that was never started, it goes back with its retries and
+// without the error expression (a shutdown is not the process's error), and
+// waits only as long as Graph asked (a throttled mailbox's Retry-After).
+func handBack(err error, j job.Job) (job.Outcome, bool) {
+	if !errors.Is(err, context.Canceled) {
+		return job.Outcome{}, false // Graph's own answer, or not ours to judge
+	}
+	var backoff time.Duration
+	if ce := (*connerr.Error)(nil); errors.As(err, &ce) {
+		if ce.MaybeSent {
+			return job.Outcome{}, false
+		}
+		backoff = ce.MinBackoff
+	}
+	return job.Outcome{Kind: job.Fail, Retries: j.Retries, Backoff: backoff, Code: connerr.CodeUnavailable,
+		Message: "worker shutting down: the operation was aborted before it took effect; handed back with its retries"}, true
 }
 
 // aborted names the worker's shutdown as the cause of a call it cut short,

@@ -41,6 +41,9 @@ type Error struct {
 	// MinBackoff is a lower bound for the job's retry backoff, e.g. the
 	// remaining Retry-After of a throttled mailbox.
 	MinBackoff time.Duration
+	// MaybeSent marks a send that Graph may have received although no
+	// answer says so: it is never repeated or handed back.
+	MaybeSent bool
 	// Cause is kept for logs; it is never shown to the process.
 	Cause error
 }

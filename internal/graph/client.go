@@ -462,6 +462,7 @@ func (c *Client) transportError(ctx context.Context, err error, ci *callInfo) *c
 	}
 	if ci.send && ci.onWire && (kind == errTimeout || kind == errConnection || kind == errCanceled) {
 		e.Message += maySend
+		e.MaybeSent = true
 	}
 	if ci.attempts > 1 {
 		e.Message += fmt.Sprintf(" (gave up after %d attempts)", ci.attempts)
