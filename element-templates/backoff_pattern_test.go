@@ -28,7 +28,8 @@ func TestRetryBackoffPatternAgreesWithTheWorker(t *testing.T) {
 		t.Fatal("the retryBackoff property has no pattern")
 	}
 	samples := []string{"PT30S", "PT0S", "PT0.5S", "PT1M30S", "PT2H", "P1D", "P1DT12H", "P2DT3H4M5.5S",
-		"P1W", "P1Y", "P1M", "P1Y2M", "P", "PT", "P1DT", "-PT1S", "30s", "PT1H2", "pt30s", ""}
+		"P1W", "P1Y", "P1M", "P1Y2M", "P", "PT", "P1DT", "-PT1S", "30s", "PT1H2", "pt30s", "",
+		"p1dt2h", "PT1,5S", "PT1,S", "p", "pt", "p1dt"}
 	in, _ := json.Marshal(map[string]any{"pattern": pattern, "samples": samples})
 	cmd := exec.Command(node, "-e", `
 const {pattern, samples} = JSON.parse(require('fs').readFileSync(0, 'utf8'));
