@@ -51,10 +51,10 @@ func TestShutdownHandsBackOnlyWhatCannotHaveTakenEffect(t *testing.T) {
 	require.Equal(t, 40*time.Second, out.Backoff)
 	require.Contains(t, out.Message, "handed back with its retries")
 
-	// A send that may have reached Graph is not handed back: it fails as
-	// before, with the warning, and counts a retry.
+	// A send (or a folder creation) that may have reached Graph is not
+	// handed back: it fails as before, with the warning, and counts a retry.
 	sent := connerr.New(connerr.CodeUnavailable, "Graph request canceled; the message may have been sent")
-	sent.Cause, sent.MaybeSent = context.Canceled, true
+	sent.Cause, sent.MayHaveActed = context.Canceled, true
 	_, ok = handBack(sent, j)
 	require.False(t, ok)
 

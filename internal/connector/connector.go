@@ -144,7 +144,8 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 }
 
 // handBack is the outcome of a call that the worker's shutdown cut short
-// before it could take effect: a read, or a send that never reached Graph.
+// before it could take effect: a read, or a send or folder creation that
+// never reached Graph.
 // Like a job that was never started, it goes back with its retries and
 // without the error expression (a shutdown is not the process's error), and
 // waits only as long as Graph asked (a throttled mailbox's Retry-After).
@@ -154,7 +155,7 @@ func handBack(err error, j job.Job) (job.Outcome, bool) {
 	}
 	var backoff time.Duration
 	if ce := (*connerr.Error)(nil); errors.As(err, &ce) {
-		if ce.MaybeSent {
+		if ce.MayHaveActed {
 			return job.Outcome{}, false
 		}
 		backoff = ce.MinBackoff

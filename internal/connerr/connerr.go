@@ -41,9 +41,10 @@ type Error struct {
 	// MinBackoff is a lower bound for the job's retry backoff, e.g. the
 	// remaining Retry-After of a throttled mailbox.
 	MinBackoff time.Duration
-	// MaybeSent marks a send that Graph may have received although no
-	// answer says so: it is never repeated or handed back.
-	MaybeSent bool
+	// MayHaveActed marks a request that changes something (not a GET)
+	// and reached Graph without an answer saying what became of it: Graph
+	// may have acted on it, so it is never handed back as if not started.
+	MayHaveActed bool
 	// Cause is kept for logs; it is never shown to the process.
 	Cause error
 }

@@ -324,6 +324,7 @@ type callInfo struct {
 	userID  string
 	mailbox string
 	send    bool
+	write   bool // not a GET: Graph acts on it
 	creds   Credentials
 
 	attempts   int           // attempts started so far, over every pass
@@ -357,7 +358,7 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 	if creds == nil {
 		return nil, connerr.Final(connerr.CodeInvalidInput, "no credentials for the Graph request")
 	}
-	ci := &callInfo{userID: userID, mailbox: mailboxKey(userID), send: send, creds: creds}
+	ci := &callInfo{userID: userID, mailbox: mailboxKey(userID), send: send, write: method != http.MethodGet, creds: creds}
 	cctx := context.WithValue(ctx, callKey{}, ci)
 	// Authentication wraps the whole chain: each pass is a new request
 	// with the token set, which spares the chain a copy of every request.
@@ -460,9 +461,11 @@ func (c *Client) transportError(ctx context.Context, err error, ci *callInfo) *c
 	default:
 		e = connerr.New(connerr.CodeUnavailable, "connection to Graph failed: %s", c.cfg.Redactor.String(err.Error()))
 	}
-	if ci.send && ci.onWire && (kind == errTimeout || kind == errConnection || kind == errCanceled) {
-		e.Message += maySend
-		e.MaybeSent = true
+	if ci.write && ci.onWire && (kind == errTimeout || kind == errConnection || kind == errCanceled) {
+		e.MayHaveActed = true
+		if ci.send {
+			e.Message += maySend
+		}
 	}
 	if ci.attempts > 1 {
 		e.Message += fmt.Sprintf(" (gave up after %d attempts)", ci.attempts)

@@ -976,12 +976,12 @@ func TestCanceledSendSaysWhetherItMayHaveGone(t *testing.T) {
 	waitFor(t, func() bool { return waitersFor(c.mailboxes, "u@x.com") == 1 })
 	cancelWaiting()
 	ce := asConnErr(t, <-errs)
-	if ce.Code != "503" || strings.Contains(ce.Message, "may have been sent") || ce.MaybeSent || !errors.Is(ce, context.Canceled) {
+	if ce.Code != "503" || strings.Contains(ce.Message, "may have been sent") || ce.MayHaveActed || !errors.Is(ce, context.Canceled) {
 		t.Errorf("canceled before sending: %+v", ce)
 	}
 	cancelOnWire()
 	ce = asConnErr(t, <-errs)
-	if ce.Code != "503" || !strings.Contains(ce.Message, "may have been sent") || !ce.MaybeSent {
+	if ce.Code != "503" || !strings.Contains(ce.Message, "may have been sent") || !ce.MayHaveActed {
 		t.Errorf("canceled on the wire: %+v", ce)
 	}
 	if n := s.count.Load(); n != 1 {
