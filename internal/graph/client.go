@@ -415,7 +415,7 @@ func (c *Client) do(ctx context.Context, creds Credentials, method, userID, rawU
 		return nil, err
 	}
 	decoded, rawJSON := decodeBody(resp.Header, bb.b)
-	r := &Response{Status: resp.StatusCode, httpHeader: resp.Header, Body: decoded, Raw: rawJSON}
+	r := &Response{Status: resp.StatusCode, httpHeader: resp.Header, Body: decoded, Raw: rawJSON, Acted: ci.write}
 	if rawJSON != nil {
 		r.pooled = bb.pooled
 	} else {

@@ -1034,3 +1034,24 @@ func TestIsJSONType(t *testing.T) {
 		}
 	}
 }
+
+// The mapping must know whether running the job again would repeat what
+// Graph did.
+func TestResponseTellsWhetherGraphActed(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		_, _ = w.Write([]byte(`{"value":[]}`))
+	})
+	c, _ := newTestClient(t, s.URL)
+	read, err := c.Do(context.Background(), &fakeCreds{}, Request{UserID: "u@x.com", Path: []string{"messages"}})
+	if err != nil || read.Acted {
+		t.Fatalf("GET: %v, acted %v", err, read != nil && read.Acted)
+	}
+	sent, err := c.Do(context.Background(), &fakeCreds{}, Request{Method: "POST", UserID: "u@x.com", Path: []string{"sendMail"}, Body: map[string]any{}, Send: true})
+	if err != nil || !sent.Acted {
+		t.Fatalf("POST: %v, acted %v", err, sent != nil && sent.Acted)
+	}
+}

@@ -33,7 +33,10 @@ type Response struct {
 	Body any
 	// Raw is valid JSON not decoded yet. It lives in a pooled buffer: it
 	// is valid until JSONBody has decoded it or Release is called.
-	Raw    json.RawMessage
+	Raw json.RawMessage
+	// Acted tells that the request changed something (it was not a GET):
+	// running the job again would do it again.
+	Acted  bool
 	pooled *[]byte
 }
 

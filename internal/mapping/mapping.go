@@ -116,7 +116,7 @@ func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
 	vars := map[string]any{}
 	respMap, err := resp.AsMap()
 	if err != nil {
-		return p.Failure(connerr.From(err), retries)
+		return p.failAfterCall(resp, connerr.From(err), retries)
 	}
 	if p.resultVariable != "" {
 		vars[p.resultVariable] = respMap
@@ -125,14 +125,15 @@ func (p *Plan) Success(resp *graph.Response, retries int32) Outcome {
 		// A result expression that fails is an input error that the error
 		// expression judges, as in Camunda's runtime (the mapping runs in
 		// the same try as the call). Left alone, it is an incident at once,
-		// not a retry: retrying would run the operation, a send say, again.
+		// not a retry: retrying would run the operation, a send say, again
+		// (failAfterCall).
 		out, err := p.result.Eval(scope(respMap, nil, retries))
-		if err != nil {
-			return p.Failure(connerr.Input("header "+HeaderResultExpression, "%v", err), retries)
+		var entries map[string]any
+		if err == nil {
+			entries, err = asContext(out)
 		}
-		entries, err := asContext(out)
 		if err != nil {
-			return p.Failure(connerr.Input("header "+HeaderResultExpression, "%v", err), retries)
+			return p.failAfterCall(resp, connerr.Input("header "+HeaderResultExpression, "%v", err), retries)
 		}
 		for k, v := range entries {
 			vars[k] = v
@@ -182,6 +183,19 @@ func (p *Plan) fail(cerr *connerr.Error, retries int32) Outcome {
 		Code:      cerr.Code,
 		Variables: map[string]any{"error": cerr.AsMap()},
 	}
+}
+
+// failAfterCall judges a failure that came after Graph answered with
+// success. When Graph has acted (a mail is sent), a jobError cannot ask for
+// a retry: the job would run again and send the mail twice, and the error
+// expression cannot tell this input error from one caught before the call.
+func (p *Plan) failAfterCall(resp *graph.Response, cerr *connerr.Error, retries int32) Outcome {
+	o := p.Failure(cerr, retries)
+	if resp.Acted && o.Kind == job.Fail && o.Retries > 0 {
+		o.Retries = 0
+		o.Message += " (not retried: Graph has already acted on the request, a retry would repeat it)"
+	}
+	return o
 }
 
 func (p *Plan) inputFailure(header string, err error) Outcome {

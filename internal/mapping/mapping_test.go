@@ -323,3 +323,26 @@ func TestJobErrorRetriesAreClampedLikeCamunda(t *testing.T) {
 		require.Equal(t, want, o.Retries, expr)
 	}
 }
+
+// After a request that Graph acted on (a sent mail), a failing result
+// expression cannot be retried through jobError: the job would send again.
+// After a read it can, as in Camunda's runtime.
+func TestJobErrorAfterAnActedRequestIsNotRetried(t *testing.T) {
+	headers := map[string]string{
+		"resultExpression": "=[1, 2]",
+		"errorExpression":  `=if error != null then jobError(error.message, {}, job.retries - 1) else null`,
+	}
+	sent := &graph.Response{Status: 202, Acted: true}
+	out := plan(t, headers).Success(sent, 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Zero(t, out.Retries, "%+v", out)
+	require.Contains(t, out.Message, "not retried: Graph has already acted on the request")
+
+	out = plan(t, headers).Success(messages(), 3)
+	require.Equal(t, job.Fail, out.Kind)
+	require.Equal(t, int32(2), out.Retries, "a read may run again")
+
+	headers["errorExpression"] = `=if error != null then bpmnError("MAPPING", error.message) else null`
+	out = plan(t, headers).Success(sent, 3)
+	require.Equal(t, job.ThrowError, out.Kind, "a BPMN error still routes the process")
+}
