@@ -145,10 +145,10 @@ func (p *Pipeline) handle(ctx context.Context, j job.Job) job.Outcome {
 
 // handBack is the outcome of a call that the worker's shutdown cut short
 // before it could take effect: a read, or a send or folder creation that
-// never reached Graph.
-// Like a job that was never started, it goes back with its retries and
-// without the error expression (a shutdown is not the process's error), and
-// waits only as long as Graph asked (a throttled mailbox's Retry-After).
+// never reached Graph. Like a job that was never started, it goes back with
+// its retries and without the error expression (a shutdown is not the
+// process's error), and waits only as long as Graph asked (a throttled
+// mailbox's Retry-After).
 func handBack(err error, j job.Job) (job.Outcome, bool) {
 	if !errors.Is(err, context.Canceled) {
 		return job.Outcome{}, false // Graph's own answer, or not ours to judge
