@@ -64,5 +64,7 @@ func TestShutdownDoesNotHandBackAFolderThatWasCreated(t *testing.T) {
 	require.True(t, created, "Graph created the folder")
 	j, _ := se.Zeebe.Job(key)
 	t.Logf("state %s, retries %d, message %q", j.State, j.Retries, j.ErrorMessage)
+	require.Contains(t, j.ErrorMessage, "worker shutting down", "the job was failed by the shutdown")
 	require.NotContains(t, j.ErrorMessage, "before it took effect", "a POST that Graph acted on is reported as never having taken effect")
+	require.Zero(t, j.Retries, "it counts a retry, as any call that may have taken effect")
 }

@@ -27,12 +27,17 @@ func TestShutdownHandsBackACallThatSentNothing(t *testing.T) {
 		"operation":      map[string]any{"type": "sendMail", "userId": "alice@contoso.example"},
 		"message":        map[string]any{"subject": "s", "bodyContent": "b", "toRecipients": []any{"bob@contoso.example"}},
 	}})
+	// Once Graph has answered 429 the job waits at the mailbox gate; the
+	// grace period (1 s) leaves the client ample time to read the answer.
 	require.Eventually(t, func() bool {
-		j, _ := se.Zeebe.Job(key)
-		return j.State == zeebesim.StateActivated
+		for _, r := range se.Graph.Requests() {
+			if r.Method == "POST" && r.Status == 429 {
+				return true
+			}
+		}
+		return false
 	}, 10*time.Second, 10*time.Millisecond)
-	time.Sleep(500 * time.Millisecond) // the 429 is in, the job waits at the mailbox gate
-	require.NoError(t, se.Close())     // SIGTERM
+	require.NoError(t, se.Close()) // SIGTERM
 
 	j, _ := se.Zeebe.Job(key)
 	t.Logf("state %s, retries %d, message %q", j.State, j.Retries, j.ErrorMessage)
