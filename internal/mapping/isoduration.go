@@ -19,7 +19,9 @@ var isoDuration = regexp.MustCompile(`(?i)^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d
 // P1DT2H, PT0.5S.
 func ParseISODuration(s string) (time.Duration, error) {
 	m := isoDuration.FindStringSubmatch(s)
-	if m == nil || strings.EqualFold(s, "P") || strings.EqualFold(s, "-P") || s[len(s)-1] == 'T' || s[len(s)-1] == 't' {
+	// The pattern lets every part be absent; at least one must be there,
+	// and a T must be followed by one.
+	if m == nil || m[2]+m[3]+m[4]+m[5] == "" || s[len(s)-1]|0x20 == 't' {
 		return 0, fmt.Errorf("expected an ISO-8601 duration such as PT30S or PT5M, got %q", s)
 	}
 	var d time.Duration
