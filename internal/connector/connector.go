@@ -154,7 +154,8 @@ func handBack(err error, j job.Job) (job.Outcome, bool) {
 		return job.Outcome{}, false // Graph's own answer, or not ours to judge
 	}
 	var backoff time.Duration
-	if ce := (*connerr.Error)(nil); errors.As(err, &ce) {
+	var ce *connerr.Error
+	if errors.As(err, &ce) {
 		if ce.MayHaveActed {
 			return job.Outcome{}, false
 		}
