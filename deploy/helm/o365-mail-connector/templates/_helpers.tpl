@@ -74,8 +74,9 @@ checked.
 {{- end }}
 {{- with .Values.config.MANAGEMENT_ADDR }}
 {{- $addr := toString . }}
-{{- if or (not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]+$" $addr)) (ne (regexFind "[0-9]+$" $addr | atoi) (int $.Values.service.port)) }}
-{{- fail (printf "config.MANAGEMENT_ADDR (%s) must listen on all interfaces at service.port (%d), as :%d, 0.0.0.0:%d or [::]:%d: the probes and the Service reach the pod's IP there; leave it empty to follow service.port" $addr (int $.Values.service.port) (int $.Values.service.port) (int $.Values.service.port) (int $.Values.service.port)) }}
+{{- $port := int $.Values.service.port }}
+{{- if or (not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]+$" $addr)) (ne (regexFind "[0-9]+$" $addr | atoi) $port) }}
+{{- fail (printf "config.MANAGEMENT_ADDR (%s) must listen on all interfaces at service.port (%[2]d), as :%[2]d, 0.0.0.0:%[2]d or [::]:%[2]d: the probes and the Service reach the pod's IP there; leave it empty to follow service.port" $addr $port) }}
 {{- end }}
 {{- end }}
 {{- range .Values.extraEnv }}
