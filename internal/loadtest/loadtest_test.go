@@ -195,5 +195,6 @@ func TestMedianAndRuns(t *testing.T) {
 	var buf bytes.Buffer
 	Runs(&buf, runs)
 	require.Equal(t, "- a1 connector: 300 jobs/s (0.000 CPU s/1k), 100 jobs/s (0.000 CPU s/1k), 200 jobs/s (0.000 CPU s/1k)\n"+
-		"- a1 baseline: 900 jobs/s (0.000 CPU s/1k), 700 jobs/s (0.000 CPU s/1k), 800 jobs/s (0.000 CPU s/1k)\n", buf.String())
+		"- a1 baseline: 900 jobs/s (0.000 CPU s/1k), 700 jobs/s (0.000 CPU s/1k), 800 jobs/s (0.000 CPU s/1k)\n"+
+		"- a1 connector ÷ baseline, round by round: 0.33, 0.14, 0.25\n", buf.String())
 }
