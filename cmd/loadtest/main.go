@@ -168,7 +168,7 @@ func run() error {
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), cpuModel(), *logLevel, *poll, loadtest.InboxMessages)
 	loadtest.Describe(&out, scs)
 	fmt.Fprintln(&out)
-	loadtest.Table(&out, res)
+	loadtest.Table(&out, res, all)
 	if len(all) > len(res) {
 		fmt.Fprintf(&out, "\nEach row is the median by jobs/s of %s; connector and baseline runs alternate in rounds. All runs:\n\n", roundsText(scs, *repeat, *repeatA1))
 		loadtest.Runs(&out, all)

@@ -62,7 +62,7 @@ func TestChecks(t *testing.T) {
 	require.Len(t, missed, 4, "%v", missed)
 	require.Contains(t, missed[0], "a100: throughput")
 	var buf bytes.Buffer
-	Table(&buf, res)
+	Table(&buf, res, nil)
 	require.Contains(t, buf.String(), "0.80 × baseline")
 	require.Contains(t, buf.String(), "0.98 × Little (1280/s)")
 	require.Contains(t, buf.String(), "¹ measured from job creation")
@@ -112,7 +112,7 @@ func TestLimitedBaselineBesideTheVerdict(t *testing.T) {
 	require.Len(t, missed, 1, "%v", missed)
 	require.Contains(t, missed[0], "a1: throughput ≥ 0.85 × baseline (got 0.80 (800 vs 1000 jobs/s; 1.25 × the limited baseline's 640))")
 	var buf bytes.Buffer
-	Table(&buf, res)
+	Table(&buf, res, nil)
 	require.Contains(t, buf.String(), "| limited baseline | 100 | 640 | connector 1.25 × this |")
 }
 
