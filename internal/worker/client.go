@@ -18,7 +18,8 @@ import (
 // gRPC's default reconnect backoff grows to 120 s, so a gateway that comes
 // back after a minute would wait up to two more for its first job; capping it
 // at 1 s brings reconnection within about 2 s (zeebe-client-notes.md). Job
-// commands carry their variables without HTML escaping (unescapeVariables).
+// commands carry their variables without HTML escaping (unescapeVariables),
+// and a FailJob learns whether it reached a connection (markAttempt).
 func NewClient(c config.Config) (zbc.Client, error) {
 	// app.Run aligns the environment first to log what changed; here it
 	// keeps any other caller right, and a second pass changes nothing.
@@ -39,7 +40,7 @@ func NewClient(c config.Config) (zbc.Client, error) {
 				},
 				MinConnectTimeout: 2 * time.Second,
 			}),
-			grpc.WithChainUnaryInterceptor(unescapeVariables),
+			grpc.WithChainUnaryInterceptor(unescapeVariables, markAttempt),
 		},
 		UserAgent: "o365-mail-connector",
 	}

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/o365-mail-connector/o365-mail-connector/internal/job"
@@ -20,11 +23,19 @@ import (
 )
 
 // A FailJob (retries left, backoff 0) that the gateway processed but whose
-// answer was lost (DEADLINE_EXCEEDED) is not sent again: the job is
-// activatable at once and re-activated (here by the same worker's poller),
-// and a repeated FailJob would undo that activation while its handler runs,
-// so the job would be activated a third time and run twice at once.
+// answer was lost is not sent again: the job is activatable at once and
+// re-activated (here by the same worker's poller), and a repeated FailJob
+// would undo that activation while its handler runs, so the job would be
+// activated a third time and run twice at once. The answer is lost as
+// DEADLINE_EXCEEDED (too slow) or as UNAVAILABLE (the gateway died after
+// forwarding the command).
 func TestLostFailJobAnswerIsNotResent(t *testing.T) {
+	for _, code := range []codes.Code{codes.DeadlineExceeded, codes.Unavailable} {
+		t.Run(code.String(), func(t *testing.T) { testLostFailJobAnswer(t, code) })
+	}
+}
+
+func testLostFailJobAnswer(t *testing.T, code codes.Code) {
 	g, err := zeebesim.Start()
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
@@ -43,12 +54,13 @@ func TestLostFailJobAnswerIsNotResent(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
-			return status.Error(codes.DeadlineExceeded, "answer lost")
+			return status.Error(code, "answer lost")
 		}
 		return err
 	}
+	// markAttempt as NewClient installs it, outside the loss.
 	c, err := zbc.NewClient(&zbc.ClientConfig{GatewayAddress: g.Addr(), UsePlaintextConnection: true,
-		DialOpts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(loseAnswer)}})
+		DialOpts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(markAttempt, loseAnswer)}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 
@@ -92,14 +104,121 @@ func TestLostFailJobAnswerIsNotResent(t *testing.T) {
 	assert.Equal(t, int32(1), most.Load(), "the job ran twice at once")
 }
 
-// Only a FailJob that leaves retries is held back after a lost answer: one
-// that raises an incident cannot make the job activatable, so it is safe to
-// repeat, and errors that say the command never got through stay retried.
-func TestFailRetryable(t *testing.T) {
+// A FailJob that leaves retries is repeated only if it cannot have reached
+// the gateway; other commands, and a FailJob that raises an incident, are
+// repeated on any error that may pass.
+func TestMayHaveActed(t *testing.T) {
 	lost := status.Error(codes.DeadlineExceeded, "lost")
 	down := status.Error(codes.Unavailable, "down")
-	require.True(t, failRetryable(0)(lost))
-	require.False(t, failRetryable(2)(lost))
-	require.True(t, failRetryable(2)(down))
-	require.False(t, failRetryable(0)(status.Error(codes.NotFound, "gone")))
+	busy := status.Error(codes.ResourceExhausted, "back-pressure")
+	streamed := &attemptMark{watched: true, peer: peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 26500}}}
+	neverLeft := &attemptMark{watched: true}
+	unwatched := &attemptMark{}
+
+	require.True(t, streamed.mayHaveActed(lost))
+	require.True(t, streamed.mayHaveActed(down), "a gateway that died after forwarding it")
+	require.False(t, streamed.mayHaveActed(busy), "refused before processing")
+	require.False(t, neverLeft.mayHaveActed(down))
+	require.False(t, neverLeft.mayHaveActed(lost), "waited for a connection that never came")
+	require.True(t, unwatched.mayHaveActed(down), "without the interceptor nothing is known")
+	require.True(t, (*attemptMark)(nil).mayHaveActed(down))
+
+	require.True(t, sendOnce(2))
+	require.False(t, sendOnce(0), "an incident cannot make the job activatable")
+}
+
+// A FailJob that finds the gateway gone never reaches it, and is sent again
+// until the gateway is back instead of leaving the job to its timeout. The
+// gateway is stopped by the handler, so the command meets a connection that
+// is down; the first attempt fails with UNAVAILABLE and no stream.
+func TestFailJobThatNeverLeftIsSentAgain(t *testing.T) {
+	g, err := zeebesim.Start()
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+
+	var mu sync.Mutex
+	var attempts []codes.Code
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if method == "/gateway_protocol.Gateway/FailJob" {
+			mu.Lock()
+			attempts = append(attempts, status.Code(err))
+			mu.Unlock()
+		}
+		return err
+	}
+	c, err := zbc.NewClient(&zbc.ClientConfig{GatewayAddress: g.Addr(), UsePlaintextConnection: true,
+		DialOpts: []grpc.DialOption{grpc.WithChainUnaryInterceptor(markAttempt, count)}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+
+	var stopped atomic.Bool
+	h := func(ctx context.Context, j job.Job) job.Outcome {
+		if stopped.CompareAndSwap(false, true) {
+			g.Stop()
+			// Long enough for gRPC to find the port closed: the command
+			// then fails at once instead of waiting for a connection.
+			time.Sleep(300 * time.Millisecond)
+			go func() {
+				time.Sleep(500 * time.Millisecond)
+				assert.NoError(t, g.Restart())
+			}()
+		}
+		return job.Outcome{Kind: job.Fail, Retries: j.Retries - 1, Message: "503: try again", Code: "503", Backoff: time.Hour}
+	}
+	cfg := testConfig()
+	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType, Retries: 3})
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel2()
+	require.NoError(t, g.AwaitJobs(ctx2, []int64{key}, func(j zeebesim.Job) bool { return j.Retries == 2 }),
+		"the FailJob never got through (the job timeout is 5 minutes)")
+
+	// The gateway has processed it; its answer may still be on the way.
+	seen := func() []codes.Code {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(attempts)
+	}
+	require.Eventually(t, func() bool { a := seen(); return len(a) > 0 && a[len(a)-1] == codes.OK }, 5*time.Second, 10*time.Millisecond)
+	a := seen()
+	require.GreaterOrEqual(t, len(a), 2, "attempts %v", a)
+	require.Equal(t, codes.Unavailable, a[0], "attempts %v", a)
+	for _, c := range a[:len(a)-1] {
+		require.Equal(t, codes.Unavailable, c, "attempts %v", a)
+	}
+}
+
+// NewClient installs markAttempt: a FailJob that got through names its
+// peer, and one sent while the gateway is down does not.
+func TestNewClientTellsWhetherACommandLeft(t *testing.T) {
+	g, c := gateway(t)
+	key := g.CreateJob(zeebesim.JobSpec{Type: jobType, Retries: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs, err := c.NewActivateJobsCommand().JobType(jobType).MaxJobsToActivate(1).Timeout(time.Minute).Send(ctx)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+
+	sent, m := withAttemptMark(ctx)
+	_, err = c.NewFailJobCommand().JobKey(key).Retries(2).Send(sent)
+	require.NoError(t, err)
+	require.True(t, m.watched)
+	require.NotNil(t, m.peer.Addr, "the command had a stream")
+
+	g.Stop()
+	var last error
+	require.Eventually(t, func() bool {
+		attempt, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		var m *attemptMark
+		attempt, m = withAttemptMark(attempt)
+		_, last = c.NewFailJobCommand().JobKey(key).Retries(1).Send(attempt)
+		return status.Code(last) == codes.Unavailable && m.watched && m.peer.Addr == nil && !m.mayHaveActed(last)
+	}, 5*time.Second, 50*time.Millisecond, "last error: %v", last)
 }

@@ -581,7 +581,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 		}
 	case job.Fail:
 		msg := truncate(out.Message, MaxFailMessage)
-		err = w.retryIf(j.Deadline, failRetryable(out.Retries), func(c context.Context) error {
+		err = w.retryIf(j.Deadline, sendOnce(out.Retries), func(c context.Context) error {
 			cmd, err := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).
 				ErrorMessage(msg).VariablesFromMap(nonNil(out.Variables))
 			if err != nil {
@@ -637,7 +637,7 @@ func (w *Worker) handBack(ej entities.Job) {
 	if limit := time.Now().Add(commandAttemptTimeout); limit.Before(deadline) {
 		deadline = limit
 	}
-	err := w.retryIf(deadline, failRetryable(ej.GetRetries()), func(c context.Context) error {
+	err := w.retryIf(deadline, sendOnce(ej.GetRetries()), func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err
@@ -670,20 +670,16 @@ func isRetryable(err error) bool {
 	return false
 }
 
-// failRetryable is isRetryable for a FailJob. One that leaves retries can
-// make the job activatable at once; if its answer was lost
-// (DEADLINE_EXCEEDED: the gateway may have processed it), sending it again
-// could fail the job's next activation while a handler, perhaps this
-// worker's, runs it, and the job would then run twice at once. Left unsent,
-// a FailJob that really was lost costs the job its timeout, not a run.
-func failRetryable(retries int32) func(error) bool {
-	if retries <= 0 {
-		return isRetryable
-	}
-	return func(err error) bool {
-		return status.Code(err) != codes.DeadlineExceeded && isRetryable(err)
-	}
-}
+// sendOnce tells whether a FailJob must not be processed twice: one that
+// leaves retries can make the job activatable at once, and if it was
+// processed but its answer was lost, sending it again could fail the job's
+// next activation while a handler, perhaps this worker's, runs it; the job
+// would then run twice at once. Such a FailJob is repeated only when it
+// cannot have reached the gateway (attemptMark.mayHaveActed). Left unsent,
+// a FailJob that really was lost costs the job its timeout, not a run. One
+// that raises an incident cannot make the job activatable and is repeated
+// like any command.
+func sendOnce(retries int32) bool { return retries > 0 }
 
 func isRejectedPayload(err error) bool {
 	if _, ok := status.FromError(err); !ok {
@@ -697,12 +693,13 @@ func isRejectedPayload(err error) bool {
 // deadline passes. One context per attempt, bounded by both the deadline and
 // an attempt timeout: commands are the bulk of a busy worker's calls.
 func (w *Worker) retry(deadline time.Time, cmd func(context.Context) error) error {
-	return w.retryIf(deadline, isRetryable, cmd)
+	return w.retryIf(deadline, false, cmd)
 }
 
-// retryIf is retry with its own judgement of which errors are worth
-// another attempt.
-func (w *Worker) retryIf(deadline time.Time, retryable func(error) bool, cmd func(context.Context) error) error {
+// retryIf is retry for a command that, if once, must not be processed
+// twice: a failed attempt is repeated only if it cannot have reached the
+// gateway.
+func (w *Worker) retryIf(deadline time.Time, once bool, cmd func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for {
 		until := time.Now().Add(commandAttemptTimeout)
@@ -710,9 +707,13 @@ func (w *Worker) retryIf(deadline time.Time, retryable func(error) bool, cmd fun
 			until = deadline
 		}
 		attempt, cancel := context.WithDeadline(context.Background(), until)
+		var mark *attemptMark
+		if once {
+			attempt, mark = withAttemptMark(attempt)
+		}
 		err := cmd(attempt)
 		cancel()
-		if err == nil || !retryable(err) {
+		if err == nil || !isRetryable(err) || (once && mark.mayHaveActed(err)) {
 			return err
 		}
 		left := time.Until(deadline)
