@@ -12,7 +12,6 @@ import (
 	"github.com/camunda/zeebe/clients/go/v8/pkg/zbc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -81,12 +80,7 @@ func testLostFailJobAnswer(t *testing.T, code codes.Code) {
 		running.Add(-1)
 		return job.Outcome{Kind: job.Complete}
 	}
-	cfg := testConfig()
-	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	start(t, c, testConfig(), h)
 
 	key.Store(g.CreateJob(zeebesim.JobSpec{Type: jobType, Retries: 3}))
 	await(t, g, []int64{key.Load()}, func(j zeebesim.Job) bool { return j.State == zeebesim.StateCompleted })
@@ -166,12 +160,7 @@ func TestFailJobThatNeverLeftIsSentAgain(t *testing.T) {
 		}
 		return job.Outcome{Kind: job.Fail, Retries: j.Retries - 1, Message: "503: try again", Code: "503", Backoff: time.Hour}
 	}
-	cfg := testConfig()
-	w := New(c, cfg, h, zaptest.NewLogger(t), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	start(t, c, testConfig(), h)
 
 	key := g.CreateJob(zeebesim.JobSpec{Type: jobType, Retries: 3})
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
