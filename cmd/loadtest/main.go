@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -149,7 +150,15 @@ func run() error {
 			rounds = *repeatA1
 		}
 		for i := 0; i < max(rounds, 1); i++ {
-			for _, kind := range sc.Kinds() {
+			// Every other round runs the workers in reverse order, so that
+			// a drift within a round does not favour the one that goes
+			// first.
+			kinds := sc.Kinds()
+			if i%2 == 1 {
+				kinds = slices.Clone(kinds)
+				slices.Reverse(kinds)
+			}
+			for _, kind := range kinds {
 				rr, err := r.Run(ctx, sc, kind)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", sc.Name, kind, err)
@@ -170,7 +179,7 @@ func run() error {
 	fmt.Fprintln(&out)
 	loadtest.Table(&out, res, all)
 	if len(all) > len(res) {
-		fmt.Fprintf(&out, "\nEach row is the median by jobs/s of %s; connector and baseline runs alternate in rounds. All runs:\n\n", roundsText(scs, *repeat, *repeatA1))
+		fmt.Fprintf(&out, "\nEach row is the median by jobs/s of %s; connector and baseline runs alternate in rounds, in reverse order every other round. All runs:\n\n", roundsText(scs, *repeat, *repeatA1))
 		loadtest.Runs(&out, all)
 	}
 	fmt.Fprintln(&out, "\nTargets:")

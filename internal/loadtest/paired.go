@@ -10,13 +10,15 @@ import (
 // machines are shared, and their load drifts over a benchmark by more than
 // the margin of a1's target: a baseline run in a quiet minute against a
 // connector run in a busy one moves the ratio of the two medians by ±0.05.
-// The ratio within a round cancels that drift, so the throughput target is
+// The ratio within a round cancels that drift (the order of the workers
+// within a round alternates too, see cmd/loadtest), so the throughput target is
 // judged on the median of the rounds' ratios, with an interval that says
 // how sure that median is.
 
 // PairedRatios returns, round by round, the jobs/s of scenario's num run
 // over that of its den run: the i-th num run against the i-th den run, in
-// the order they ran. A round missing either run ends the list.
+// the order they ran. A round missing either run ends the list; a round
+// whose den run has no throughput is left out.
 func PairedRatios(runs []Result, scenario string, num, den Kind) []float64 {
 	var nums, dens []float64
 	for _, r := range runs {
@@ -32,10 +34,11 @@ func PairedRatios(runs []Result, scenario string, num, den Kind) []float64 {
 	}
 	var out []float64
 	for i := range min(len(nums), len(dens)) {
-		if dens[i] <= 0 {
-			break
+		q := nums[i] / dens[i]
+		if dens[i] <= 0 || math.IsNaN(q) || math.IsInf(q, 0) {
+			continue
 		}
-		out = append(out, nums[i]/dens[i])
+		out = append(out, q)
 	}
 	return out
 }
@@ -104,7 +107,7 @@ func binomialHalf(n, k int) float64 {
 
 func (iv Interval) String() string {
 	if !iv.HasBetween {
-		return fmt.Sprintf("%.2f, median of %d rounds (too few for a %.0f %% interval)", iv.Median, iv.N, MinCoverage*100)
+		return fmt.Sprintf("%.3f, median of %d rounds (too few for a %.0f %% interval)", iv.Median, iv.N, MinCoverage*100)
 	}
-	return fmt.Sprintf("%.2f, median of %d rounds (%.1f %% interval %.2f–%.2f)", iv.Median, iv.N, iv.Coverage*100, iv.Lo, iv.Hi)
+	return fmt.Sprintf("%.3f, median of %d rounds (%.1f %% interval %.2f–%.2f)", iv.Median, iv.N, iv.Coverage*100, iv.Lo, iv.Hi)
 }

@@ -68,7 +68,11 @@ func ratio(results, runs []Result, r Result) string {
 		if rounds := PairedRatios(runs, r.Scenario.Name, Connector, Baseline); len(rounds) >= 3 {
 			// The figure the target is judged on, not the ratio of the
 			// two rows, which may come from different rounds.
-			return fmt.Sprintf("%.2f × baseline (median of %d rounds)", MedianInterval(rounds).Median, len(rounds))
+			iv := MedianInterval(rounds)
+			if iv.HasBetween {
+				return fmt.Sprintf("%.3f × baseline (median of %d rounds; %.1f %% interval %.2f–%.2f)", iv.Median, iv.N, iv.Coverage*100, iv.Lo, iv.Hi)
+			}
+			return fmt.Sprintf("%.3f × baseline (median of %d rounds)", iv.Median, iv.N)
 		}
 		if b, ok := find(results, r.Scenario.Name, Baseline); ok && b.JobsPerSec > 0 {
 			return fmt.Sprintf("%.2f × baseline", r.JobsPerSec/b.JobsPerSec)
@@ -283,7 +287,7 @@ mailboxes have slots: (a) with one mailbox), a limited baseline runs too:
 the same bare worker holding itself to GRAPH_MAILBOX_CONCURRENCY requests
 in flight per mailbox, as the connector does; the target stays against the
 baseline without the limit. Runs alternate in rounds (connector, baseline,
-limited baseline), and the throughput target of (a) is judged on the median
+limited baseline, in reverse order every other round), and the throughput target of (a) is judged on the median
 of the rounds' own ratios, connector ÷ baseline of the same round, which
 cancels the drift of a shared machine's load between rounds; its interval
 is distribution-free (order statistics of the rounds' ratios, at least

@@ -48,6 +48,12 @@ func markAttempt(ctx context.Context, method string, req, reply any, cc *grpc.Cl
 // after the request went out (a gateway that died after forwarding it) and
 // DEADLINE_EXCEEDED (an answer that did not come in time). Without the
 // interceptor nothing is known, and the answer is yes.
+//
+// The answer errs towards yes: a call whose stream the gateway refused
+// unprocessed (REFUSED_STREAM, or a GOAWAY during a gateway restart) and
+// whose transparent retry then found no connection still names the first
+// stream's peer. Such a FailJob is not repeated, and its job returns after
+// its timeout.
 func (m *attemptMark) mayHaveActed(err error) bool {
 	if m == nil || !m.watched {
 		return true
