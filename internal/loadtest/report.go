@@ -154,7 +154,7 @@ func Checks(results, runs []Result) []Check {
 				details := []string{fmt.Sprintf("%.0f vs %.0f jobs/s", r.JobsPerSec, b.JobsPerSec)}
 				if rounds := PairedRatios(runs, sc.Name, Connector, Baseline); len(rounds) >= 3 {
 					// Judged round by round (see PairedRatios); the ratio of
-					// the medians, which the table shows, stands beside it.
+					// the two median rows stands beside it.
 					iv := MedianInterval(rounds)
 					q, head = iv.Median, iv.String()
 					details[0] = fmt.Sprintf("%.2f from the medians, %s", r.JobsPerSec/b.JobsPerSec, details[0])
@@ -287,11 +287,11 @@ mailboxes have slots: (a) with one mailbox), a limited baseline runs too:
 the same bare worker holding itself to GRAPH_MAILBOX_CONCURRENCY requests
 in flight per mailbox, as the connector does; the target stays against the
 baseline without the limit. Runs alternate in rounds (connector, baseline,
-limited baseline, in reverse order every other round), and the throughput target of (a) is judged on the median
-of the rounds' own ratios, connector ÷ baseline of the same round, which
-cancels the drift of a shared machine's load between rounds; its interval
-is distribution-free (order statistics of the rounds' ratios, at least
-95 %).`
+limited baseline, in reverse order every other round), and the throughput
+target of (a) is judged on the median of the rounds' own ratios, connector
+÷ baseline of the same round, which cancels the drift of a shared
+machine's load between rounds; its interval is distribution-free (order
+statistics of the rounds' ratios, at least 95 %).`
 
 // Median returns kind's run with the median throughput (the lower middle
 // one of an even count).
