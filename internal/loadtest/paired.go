@@ -46,11 +46,11 @@ func PairedRatios(runs []Result, scenario string, num, den Kind) []float64 {
 // Interval is the median of a sample and a confidence interval for the
 // median of the distribution it was drawn from.
 type Interval struct {
-	N          int
-	Median     float64
-	Lo, Hi     float64
-	Coverage   float64 // the interval's confidence, at least MinCoverage
-	HasBetween bool    // false when N is too small for an interval of MinCoverage
+	N        int
+	Median   float64
+	Lo, Hi   float64
+	Coverage float64 // the interval's confidence, at least MinCoverage
+	Bounded  bool    // false when N is too small for an interval of MinCoverage
 }
 
 // MinCoverage is the confidence asked of a median's interval.
@@ -95,7 +95,7 @@ func MedianInterval(xs []float64) Interval {
 	}
 	iv.Lo, iv.Hi = s[k-1], s[n-k]
 	iv.Coverage = 1 - 2*below
-	iv.HasBetween = true
+	iv.Bounded = true
 	return iv
 }
 
@@ -106,8 +106,26 @@ func binomialHalf(n, k int) float64 {
 }
 
 func (iv Interval) String() string {
-	if !iv.HasBetween {
+	if !iv.Bounded {
 		return fmt.Sprintf("%.3f, median of %d rounds (too few for a %.0f %% interval)", iv.Median, iv.N, MinCoverage*100)
 	}
-	return fmt.Sprintf("%.3f, median of %d rounds (%.1f %% interval %.2f–%.2f)", iv.Median, iv.N, iv.Coverage*100, iv.Lo, iv.Hi)
+	return fmt.Sprintf("%.3f, median of %d rounds (%s)", iv.Median, iv.N, iv.bounds())
+}
+
+func (iv Interval) bounds() string {
+	return fmt.Sprintf("%.1f %% interval %.2f–%.2f", iv.Coverage*100, iv.Lo, iv.Hi)
+}
+
+// minRounds is the fewest rounds on which the throughput target of (a) is
+// judged round by round; with fewer, the ratio of the median rows stands.
+const minRounds = 3
+
+// judgedRatio is the median of scenario's rounds (connector ÷ baseline),
+// or false when there are fewer than minRounds of them.
+func judgedRatio(runs []Result, scenario string) (Interval, bool) {
+	rounds := PairedRatios(runs, scenario, Connector, Baseline)
+	if len(rounds) < minRounds {
+		return Interval{}, false
+	}
+	return MedianInterval(rounds), true
 }

@@ -32,20 +32,20 @@ func TestMedianIntervalOrderStatistics(t *testing.T) {
 	// 9 draws: two order statistics may go from each end, since
 	// P(Bin(9, ½) ≤ 1) = 10/512 ≤ 2.5 % < P(Bin(9, ½) ≤ 2) = 46/512.
 	iv := MedianInterval([]float64{9, 1, 8, 2, 7, 3, 6, 4, 5})
-	require.True(t, iv.HasBetween)
+	require.True(t, iv.Bounded)
 	require.InDelta(t, 1-2*10.0/512, iv.Coverage, 1e-9)
 	iv.Coverage = 0
-	require.Equal(t, Interval{N: 9, Median: 5, Lo: 2, Hi: 8, HasBetween: true}, iv)
+	require.Equal(t, Interval{N: 9, Median: 5, Lo: 2, Hi: 8, Bounded: true}, iv)
 	require.Equal(t, "5.000, median of 9 rounds (96.1 % interval 2.00–8.00)", MedianInterval([]float64{9, 1, 8, 2, 7, 3, 6, 4, 5}).String())
 
 	// 6 is the smallest sample with a 95 % interval: its extremes.
 	iv = MedianInterval([]float64{3, 1, 2, 6, 5, 4})
 	require.InDelta(t, 1-2.0/64, iv.Coverage, 1e-9)
 	iv.Coverage = 0
-	require.Equal(t, Interval{N: 6, Median: 3.5, Lo: 1, Hi: 6, HasBetween: true}, iv)
+	require.Equal(t, Interval{N: 6, Median: 3.5, Lo: 1, Hi: 6, Bounded: true}, iv)
 
 	iv = MedianInterval([]float64{0.9, 0.8, 0.85, 0.7, 0.95})
-	require.False(t, iv.HasBetween, "5 draws: P(all above the median) = 1/32 > 2.5 %")
+	require.False(t, iv.Bounded, "5 draws: P(all above the median) = 1/32 > 2.5 %")
 	require.Equal(t, 0.85, iv.Median)
 	require.Equal(t, "0.850, median of 5 rounds (too few for a 95 % interval)", iv.String())
 

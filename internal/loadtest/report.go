@@ -65,12 +65,11 @@ func ratio(results, runs []Result, r Result) string {
 		return fmt.Sprintf("%.2f × Little (%.0f/s)", r.JobsPerSec/l, l)
 	}
 	if r.Kind == Connector && r.Scenario.Latency == 0 {
-		if rounds := PairedRatios(runs, r.Scenario.Name, Connector, Baseline); len(rounds) >= 3 {
+		if iv, ok := judgedRatio(runs, r.Scenario.Name); ok {
 			// The figure the target is judged on, not the ratio of the
 			// two rows, which may come from different rounds.
-			iv := MedianInterval(rounds)
-			if iv.HasBetween {
-				return fmt.Sprintf("%.3f × baseline (median of %d rounds; %.1f %% interval %.2f–%.2f)", iv.Median, iv.N, iv.Coverage*100, iv.Lo, iv.Hi)
+			if iv.Bounded {
+				return fmt.Sprintf("%.3f × baseline (median of %d rounds; %s)", iv.Median, iv.N, iv.bounds())
 			}
 			return fmt.Sprintf("%.3f × baseline (median of %d rounds)", iv.Median, iv.N)
 		}
@@ -152,10 +151,9 @@ func Checks(results, runs []Result) []Check {
 				q := r.JobsPerSec / b.JobsPerSec
 				head := fmt.Sprintf("%.2f", q)
 				details := []string{fmt.Sprintf("%.0f vs %.0f jobs/s", r.JobsPerSec, b.JobsPerSec)}
-				if rounds := PairedRatios(runs, sc.Name, Connector, Baseline); len(rounds) >= 3 {
+				if iv, ok := judgedRatio(runs, sc.Name); ok {
 					// Judged round by round (see PairedRatios); the ratio of
 					// the two median rows stands beside it.
-					iv := MedianInterval(rounds)
 					q, head = iv.Median, iv.String()
 					details[0] = fmt.Sprintf("%.2f from the medians, %s", r.JobsPerSec/b.JobsPerSec, details[0])
 				}
