@@ -139,17 +139,19 @@ func run() error {
 			scs = append(scs, sc)
 		}
 	}
+	roundsOf := func(sc loadtest.Scenario) int {
+		if sc.Latency == 0 {
+			return max(*repeatA, 1)
+		}
+		return max(*repeat, 1)
+	}
 	var res, all []loadtest.Result
 	for _, sc := range scs {
 		fmt.Fprintf(os.Stderr, "%s\n", sc.Title)
 		// Connector and baseline alternate, so that a change in the
 		// machine's load hits both alike; each row is the median run.
 		var runs []loadtest.Result
-		rounds := *repeat
-		if sc.Latency == 0 {
-			rounds = *repeatA
-		}
-		for i := 0; i < max(rounds, 1); i++ {
+		for i := range roundsOf(sc) {
 			// Every other round runs the workers in reverse order, so that
 			// a drift within a round does not favour the one that goes
 			// first.
@@ -179,7 +181,7 @@ func run() error {
 	fmt.Fprintln(&out)
 	loadtest.Table(&out, res, all)
 	if len(all) > len(res) {
-		fmt.Fprintf(&out, "\nEach row is the median by jobs/s of %s; connector and baseline runs alternate in rounds, in reverse order every other round. All runs:\n\n", roundsText(scs, *repeat, *repeatA))
+		fmt.Fprintf(&out, "\nEach row is the median by jobs/s of %s; connector and baseline runs alternate in rounds, in reverse order every other round. All runs:\n\n", roundsText(scs, roundsOf))
 		loadtest.Runs(&out, all)
 	}
 	fmt.Fprintln(&out, "\nTargets:")
@@ -228,14 +230,10 @@ func run() error {
 }
 
 // roundsText says how many rounds each scenario ran.
-func roundsText(scs []loadtest.Scenario, repeat, repeatA int) string {
+func roundsText(scs []loadtest.Scenario, roundsOf func(loadtest.Scenario) int) string {
 	var parts []string
 	for _, sc := range scs {
-		n := repeat
-		if sc.Latency == 0 {
-			n = repeatA
-		}
-		parts = append(parts, fmt.Sprintf("%d (%s)", max(n, 1), sc.Name))
+		parts = append(parts, fmt.Sprintf("%d (%s)", roundsOf(sc), sc.Name))
 	}
 	return "the runs of each scenario: " + strings.Join(parts, ", ")
 }
