@@ -581,7 +581,7 @@ func (w *Worker) send(j job.Job, out job.Outcome, log jobLogger) {
 		}
 	case job.Fail:
 		msg := truncate(out.Message, MaxFailMessage)
-		err = w.retryIf(j.Deadline, sendOnce(out.Retries), func(c context.Context) error {
+		err = w.retryCommand(j.Deadline, sendOnce(out.Retries), func(c context.Context) error {
 			cmd, err := w.client.NewFailJobCommand().JobKey(j.Key).Retries(out.Retries).RetryBackoff(out.Backoff).
 				ErrorMessage(msg).VariablesFromMap(nonNil(out.Variables))
 			if err != nil {
@@ -637,7 +637,7 @@ func (w *Worker) handBack(ej entities.Job) {
 	if limit := time.Now().Add(commandAttemptTimeout); limit.Before(deadline) {
 		deadline = limit
 	}
-	err := w.retryIf(deadline, sendOnce(ej.GetRetries()), func(c context.Context) error {
+	err := w.retryCommand(deadline, sendOnce(ej.GetRetries()), func(c context.Context) error {
 		_, err := w.client.NewFailJobCommand().JobKey(ej.GetKey()).Retries(ej.GetRetries()).RetryBackoff(0).
 			ErrorMessage("worker shutting down: job handed back unstarted").Send(c)
 		return err
@@ -693,13 +693,13 @@ func isRejectedPayload(err error) bool {
 // deadline passes. One context per attempt, bounded by both the deadline and
 // an attempt timeout: commands are the bulk of a busy worker's calls.
 func (w *Worker) retry(deadline time.Time, cmd func(context.Context) error) error {
-	return w.retryIf(deadline, false, cmd)
+	return w.retryCommand(deadline, false, cmd)
 }
 
-// retryIf is retry for a command that, if once, must not be processed
+// retryCommand is retry for a command that, if once, must not be processed
 // twice: a failed attempt is repeated only if it cannot have reached the
 // gateway.
-func (w *Worker) retryIf(deadline time.Time, once bool, cmd func(context.Context) error) error {
+func (w *Worker) retryCommand(deadline time.Time, once bool, cmd func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for {
 		until := time.Now().Add(commandAttemptTimeout)
